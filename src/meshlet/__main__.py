@@ -1,0 +1,3 @@
+from meshlet.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The ``meshlet`` command: kubectl-like verbs for the cluster, istioctl-like verbs for the mesh."""

@@ -1,0 +1,61 @@
+"""Entry point of the ``meshlet`` command.
+
+Each verb lives in its own module with a ``register(subparsers)`` function that adds
+its parser and sets ``run(args) -> int``. ``main`` maps every ``MeshletError`` to
+one message on stderr and its exit code: a traceback is a bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from meshlet import __version__
+from meshlet.cli import analyze, version
+from meshlet.errors import ExitCode, MeshletError
+
+__all__ = ["build_parser", "main"]
+
+_VERBS = (analyze, version)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(ExitCode.USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="meshlet",
+        description=(
+            "An Istio-compatible service mesh: sidecar TLS and mutual-TLS termination, "
+            "mesh mTLS, and a whole mesh on one Linux host."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"meshlet {__version__}")
+    parser.add_argument("-n", "--namespace", help="the namespace of the request (default: default)")
+    subparsers = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
+    for verb in _VERBS:
+        verb.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "run", None) is None:
+        parser.print_help()
+        return ExitCode.USAGE
+    try:
+        return int(args.run(args))
+    except MeshletError as exc:
+        for line in str(exc).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return ExitCode.OK

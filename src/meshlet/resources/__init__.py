@@ -1,0 +1,1 @@
+"""Kubernetes and Istio resources: loading, schemas, typed models and validation (pure)."""
