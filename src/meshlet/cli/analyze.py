@@ -1,4 +1,8 @@
-"""``meshlet analyze -f PATH… [-n NS]``: Istio's checks on files, as istioctl analyze prints them."""
+"""``meshlet analyze -f PATH… [-n NS]``: Istio's checks on files, as istioctl analyze prints them.
+
+The messages go to stdout, one a line. When there is an Error, istioctl's closing
+lines go to stderr and the exit code is 1; warnings alone exit 0.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,14 @@ import sys
 
 from meshlet.cli._common import add_namespace_flag, namespace_of
 from meshlet.errors import ErrorList, ExitCode, LoadError
-from meshlet.resources.analysis import SCHEMA_VALIDATION_ERROR, Message, analyze
+from meshlet.resources.analysis import Message, analyze, load_error_messages
 from meshlet.resources.loader import load
 from meshlet.resources.mesh import MeshSettings
 from meshlet.resources.validation import Level
 
-__all__ = ["register"]
+__all__ = ["register", "run"]
+
+ANALYSIS_DOCS = "https://istio.io/latest/docs/reference/config/analysis"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,11 +53,7 @@ def run(args: argparse.Namespace) -> int:
         resources = [r.in_namespace(namespace) for r in load(args.filename, sys.stdin)]
     except (ErrorList, LoadError) as exc:
         errors = exc.errors if isinstance(exc, ErrorList) else [exc]
-        messages = [
-            Message(Level.ERROR, SCHEMA_VALIDATION_ERROR, e.resource, e.location, e.message)
-            for e in errors
-        ]
-        return _report(messages, namespace)
+        return _report(load_error_messages(errors), namespace)
     return _report(analyze(resources, mesh), namespace)
 
 
@@ -61,5 +63,11 @@ def _report(messages: list[Message], namespace: str) -> int:
         return ExitCode.OK
     for message in messages:
         print(message)
-    has_error = any(m.level is Level.ERROR for m in messages)
-    return ExitCode.ERROR if has_error else ExitCode.OK
+    if any(m.level is Level.ERROR for m in messages):
+        print(
+            f"Error: Analyzers found issues when analyzing namespace: {namespace}.\n"
+            f"See {ANALYSIS_DOCS} for more information about causes and resolutions.",
+            file=sys.stderr,
+        )
+        return ExitCode.ERROR
+    return ExitCode.OK

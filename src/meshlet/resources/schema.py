@@ -60,7 +60,13 @@ class Enum:
 
 @dataclass(frozen=True, slots=True)
 class IntOrString:
-    """Kubernetes' ``int-or-string`` (ports, quantities given as numbers or names)."""
+    """Kubernetes' ``int-or-string`` (ports given as numbers or names).
+
+    With ``decimals`` a number with a fraction is accepted too: a ``resource.Quantity``
+    (``cpu: 0.5``) is a string or any number.
+    """
+
+    decimals: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +88,17 @@ class MapOf:
 
 @dataclass(frozen=True, slots=True)
 class Obj:
-    """An object with known fields; any other field is an error."""
+    """An object with known fields; any other field is an error.
+
+    ``preserve_unknown`` is ``x-kubernetes-preserve-unknown-fields`` on an object
+    that also lists fields (Istio's ``status``): the known fields are checked, others
+    are kept as they are.
+    """
 
     name: str
     fields: Mapping[str, SchemaType] = field(default_factory=dict)
     required: frozenset[str] = frozenset()
+    preserve_unknown: bool = False
 
 
 SchemaType = Scalar | Enum | IntOrString | Free | ListOf | MapOf | Obj
@@ -180,9 +192,12 @@ def _check(value: Any, schema: SchemaType, path: Path, problems: list[Problem]) 
                         f"supported values: {supported}",
                     )
                 )
-        case IntOrString():
-            if isinstance(value, bool) or not isinstance(value, int | str):
-                _wrong_type(value, "integer or string", path, problems)
+        case IntOrString(decimals=decimals):
+            allowed = (int, float, str) if decimals else (int, str)
+            if isinstance(value, bool) or not isinstance(value, allowed):
+                _wrong_type(
+                    value, "number or string" if decimals else "integer or string", path, problems
+                )
         case ListOf(item=item):
             if not isinstance(value, list):
                 _wrong_type(value, "array", path, problems)
@@ -195,13 +210,15 @@ def _check(value: Any, schema: SchemaType, path: Path, problems: list[Problem]) 
                 return
             for key, element in value.items():
                 _check(element, item, (*path, key), problems)
-        case Obj(fields=fields, required=required):
+        case Obj(fields=fields, required=required, preserve_unknown=preserve_unknown):
             if not isinstance(value, dict):
                 _wrong_type(value, "object", path, problems)
                 return
             for key, element in value.items():
                 sub = fields.get(key)
                 if sub is None:
+                    if preserve_unknown:
+                        continue
                     problems.append(
                         Problem((*path, key), f'unknown field "{format_path((*path, key))}"')
                     )

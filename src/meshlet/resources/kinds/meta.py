@@ -1,12 +1,37 @@
-"""``meta/v1`` types shared by every kind (``ObjectMeta`` and friends)."""
+"""``meta/v1`` types shared by every kind (``ObjectMeta`` and friends).
+
+Also the two scalar conventions of the Kubernetes API that appear everywhere:
+timestamps (RFC 3339 strings) and ``resource.Quantity`` (``"500m"``, ``"1Gi"`` or a
+plain number), which the schema language reads as int-or-string.
+"""
 
 from __future__ import annotations
 
-from meshlet.resources.schema import BOOL, FREE, INT, STRING, ListOf, MapOf, Obj
+from meshlet.resources.schema import (
+    BOOL,
+    FREE,
+    INT,
+    STRING,
+    IntOrString,
+    ListOf,
+    MapOf,
+    Obj,
+    SchemaType,
+)
 
-__all__ = ["OBJECT_META", "TIME", "top_level"]
+__all__ = [
+    "CONDITION",
+    "LABEL_SELECTOR",
+    "OBJECT_META",
+    "QUANTITY",
+    "RESOURCE_LIST",
+    "TIME",
+    "top_level",
+]
 
 TIME = STRING  # RFC 3339, e.g. "2022-02-14T09:51:56Z"
+QUANTITY = IntOrString(decimals=True)  # resource.Quantity: "250m", "64Mi", 2, 0.5
+RESOURCE_LIST = MapOf(QUANTITY)  # {"cpu": "250m", "memory": "64Mi"}
 
 OWNER_REFERENCE = Obj(
     "OwnerReference",
@@ -26,7 +51,7 @@ MANAGED_FIELDS_ENTRY = Obj(
     {
         "apiVersion": STRING,
         "fieldsType": STRING,
-        "fieldsV1": FREE,
+        "fieldsV1": FREE,  # a trie of field names, kept as written
         "manager": STRING,
         "operation": STRING,
         "subresource": STRING,
@@ -55,7 +80,38 @@ OBJECT_META = Obj(
     },
 )
 
+LABEL_SELECTOR_REQUIREMENT = Obj(
+    "LabelSelectorRequirement",
+    {
+        "key": STRING,
+        "operator": STRING,  # In, NotIn, Exists, DoesNotExist
+        "values": ListOf(STRING),
+    },
+    required=frozenset({"key", "operator"}),
+)
 
-def top_level(kind: str, **fields: Obj | MapOf | ListOf) -> Obj:
+LABEL_SELECTOR = Obj(
+    "LabelSelector",
+    {
+        "matchExpressions": ListOf(LABEL_SELECTOR_REQUIREMENT),
+        "matchLabels": MapOf(STRING),
+    },
+)
+
+CONDITION = Obj(
+    "Condition",
+    {
+        "lastTransitionTime": TIME,
+        "message": STRING,
+        "observedGeneration": INT,
+        "reason": STRING,
+        "status": STRING,
+        "type": STRING,
+    },
+    required=frozenset({"lastTransitionTime", "message", "reason", "status", "type"}),
+)
+
+
+def top_level(kind: str, **fields: SchemaType) -> Obj:
     """The object of a kind: ``apiVersion``, ``kind``, ``metadata`` and its own fields."""
     return Obj(kind, {"apiVersion": STRING, "kind": STRING, "metadata": OBJECT_META, **fields})
