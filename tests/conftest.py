@@ -9,10 +9,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def api_schemas_dir() -> Path | None:
-    """The published API schemas (test data kept beside the checkout, not in it)."""
+    """The published API schemas: test data kept in ``shared/data`` beside the checkout
+    (or an ancestor of it), never in it."""
     named = os.environ.get("MESHLET_API_SCHEMAS")
     candidates = [Path(named)] if named else []
-    candidates.append(REPO.parent / "shared" / "data")
+    candidates.extend(folder / "shared" / "data" for folder in REPO.parents)
     for candidate in candidates:
         if (candidate / "istio-crds.yaml").exists():
             return candidate

@@ -1,0 +1,295 @@
+"""Finding and checking an HTTP/1.1 message head, without parsing more than framing needs.
+
+Theory of operation: the proxy forwards HTTP/1.1 heads mostly as they came, so it does
+not build a header object per request. It finds the end of the head (``CRLF CRLF``),
+then reads, with one regular expression per line, the start line and the few headers
+that decide framing and the connection's fate: ``Content-Length``,
+``Transfer-Encoding`` and ``Connection``. The headers are returned as byte pairs for the
+rules in ``http_headers``.
+
+What is refused, with the status Envoy answers with:
+
+- a head over 60 KiB (``max_request_headers_kb``) or with more than 100 headers
+  (``max_headers_count``): 431;
+- request-smuggling shapes: ``Content-Length`` together with ``Transfer-Encoding``,
+  two ``Content-Length`` headers, a bare LF or CR as a line end, white space between a
+  header name and its colon, obsolete line folding, control characters in a value: 400;
+- a ``Transfer-Encoding`` other than ``chunked``: 501 (Envoy implements only chunked).
+
+A bare LF is refused as soon as it is seen, so a client cannot make the proxy wait for
+a ``CRLF CRLF`` that will never come. The caller passes ``search_from`` (where the
+previous, incomplete scan stopped) so that feeding a head one byte at a time costs
+linear time.
+
+A malformed response head is an upstream protocol error: status 503, as Envoy's router
+answers it.
+
+Pure: bytes in, values out.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+from meshlet.proxy.http_headers import Header
+
+__all__ = [
+    "MAX_HEADERS",
+    "MAX_HEAD_SIZE",
+    "BodyFraming",
+    "HeadError",
+    "RequestHead",
+    "ResponseHead",
+    "scan_request_head",
+    "scan_response_head",
+]
+
+MAX_HEAD_SIZE = 60 * 1024
+MAX_HEADERS = 100
+
+_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([^\x00-\x20\x7f]+) HTTP/([0-9])\.([0-9])")
+_STATUS_LINE = re.compile(rb"HTTP/([0-9])\.([0-9]) ([0-9]{3})(?: ([\t\x20-\x7e\x80-\xff]*))?")
+_HEADER_LINE = re.compile(
+    rb"(" + _TOKEN + rb"):[ \t]*((?:[^\x00-\x08\x0a-\x1f\x7f]*[^\x00-\x20\x7f])?)[ \t]*"
+)
+_BARE_LINE_END = re.compile(rb"(?<!\r)\n|\r(?!\n)")
+_DIGITS = re.compile(rb"[0-9]{1,19}")
+_END = b"\r\n\r\n"
+
+
+class BodyFraming(enum.Enum):
+    """How the body after a head is delimited."""
+
+    NONE = "none"
+    CONTENT_LENGTH = "content-length"
+    CHUNKED = "chunked"
+    UNTIL_CLOSE = "until-close"
+
+
+@dataclass(frozen=True, slots=True)
+class HeadError:
+    """A head the proxy refuses: the local reply's status and why."""
+
+    status: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Framing:
+    content_length: int | None
+    chunked: bool
+    transfer_encoding: bool
+    connection: frozenset[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHead:
+    method: bytes
+    target: bytes
+    version: tuple[int, int]
+    headers: tuple[Header, ...]
+    size: int  # bytes of the head, final CRLF CRLF included
+    content_length: int | None
+    chunked: bool
+    connection: frozenset[bytes]  # lower-cased Connection tokens
+
+    @property
+    def keep_alive(self) -> bool:
+        if self.version >= (1, 1):
+            return b"close" not in self.connection
+        return b"keep-alive" in self.connection and b"close" not in self.connection
+
+    @property
+    def body_framing(self) -> BodyFraming:
+        if self.chunked:
+            return BodyFraming.CHUNKED
+        if self.content_length:
+            return BodyFraming.CONTENT_LENGTH
+        return BodyFraming.NONE
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseHead:
+    version: tuple[int, int]
+    status: int
+    reason: bytes
+    headers: tuple[Header, ...]
+    size: int
+    content_length: int | None
+    chunked: bool
+    transfer_encoding: bool
+    connection: frozenset[bytes]
+
+    def body_framing(self, request_method: bytes) -> BodyFraming:
+        """RFC 9112 section 6.3, for the request this response answers."""
+        if request_method == b"HEAD" or self.status < 200 or self.status in (204, 304):
+            return BodyFraming.NONE
+        if self.chunked:
+            return BodyFraming.CHUNKED
+        if self.transfer_encoding:
+            return BodyFraming.UNTIL_CLOSE
+        if self.content_length is not None:
+            return BodyFraming.CONTENT_LENGTH if self.content_length else BodyFraming.NONE
+        return BodyFraming.UNTIL_CLOSE
+
+    def keep_alive(self, request_method: bytes) -> bool:
+        if self.body_framing(request_method) is BodyFraming.UNTIL_CLOSE:
+            return False
+        if self.version >= (1, 1):
+            return b"close" not in self.connection
+        return b"keep-alive" in self.connection and b"close" not in self.connection
+
+
+def _too_large(error_status: int) -> int:
+    return 431 if error_status == 400 else error_status
+
+
+def _find_head(
+    buffer: bytes, search_from: int, max_head_size: int, error_status: int
+) -> tuple[int, int] | HeadError | None:
+    """``(start, end)`` of the head without leading empty lines, an error, or ``None``.
+
+    Sizes count from the start of ``buffer``, leading empty lines included.
+    """
+    start = 0
+    while buffer.startswith(b"\r\n", start):  # empty lines before a message are ignored
+        start += 2
+    bare = _BARE_LINE_END.search(buffer, max(search_from - 1, start))
+    end = buffer.find(_END, max(search_from - 3, start))
+    if (
+        bare is not None
+        and (end == -1 or bare.start() < end + 4)
+        and not (bare.group() == b"\r" and bare.start() == len(buffer) - 1)  # LF may follow
+    ):
+        return HeadError(error_status, "bare CR or LF as a line end")
+    if end == -1:
+        if len(buffer) > max_head_size:
+            return HeadError(_too_large(error_status), "head too large")
+        return None
+    if end + 4 > max_head_size:
+        return HeadError(_too_large(error_status), "head too large")
+    return start, end
+
+
+def _scan_headers(
+    lines: list[bytes], max_headers: int, error_status: int
+) -> tuple[tuple[Header, ...], _Framing] | HeadError:
+    if len(lines) > max_headers:
+        return HeadError(_too_large(error_status), "too many headers")
+    headers: list[Header] = []
+    content_length: int | None = None
+    codings: list[bytes] = []
+    transfer_encoding = False
+    connection: set[bytes] = set()
+    for line in lines:
+        if line[:1] in (b" ", b"\t"):
+            return HeadError(error_status, "obsolete line folding")
+        match = _HEADER_LINE.fullmatch(line)
+        if match is None:
+            return HeadError(error_status, "invalid header line")
+        name, value = match.group(1), match.group(2)
+        headers.append((name, value))
+        lower = name.lower()
+        if lower == b"content-length":
+            if content_length is not None:
+                return HeadError(error_status, "more than one content-length")
+            if _DIGITS.fullmatch(value) is None:
+                return HeadError(error_status, "invalid content-length")
+            content_length = int(value)
+        elif lower == b"transfer-encoding":
+            transfer_encoding = True
+            codings.extend(c.strip(b" \t").lower() for c in value.split(b","))
+        elif lower == b"connection":
+            connection.update(
+                token for token in (t.strip(b" \t").lower() for t in value.split(b",")) if token
+            )
+    if transfer_encoding and content_length is not None:
+        return HeadError(error_status, "both content-length and transfer-encoding")
+    framing = _Framing(
+        content_length=content_length,
+        chunked=bool(codings) and codings[-1] == b"chunked",
+        transfer_encoding=transfer_encoding,
+        connection=frozenset(connection),
+    )
+    if transfer_encoding and codings != [b"chunked"] and error_status == 400:
+        return HeadError(501, "transfer-encoding other than chunked")
+    return tuple(headers), framing
+
+
+def scan_request_head(
+    buffer: bytes,
+    *,
+    search_from: int = 0,
+    max_head_size: int = MAX_HEAD_SIZE,
+    max_headers: int = MAX_HEADERS,
+) -> RequestHead | HeadError | None:
+    """The request head at the start of ``buffer``; ``None`` while it is incomplete.
+
+    ``search_from`` is how many bytes of ``buffer`` an earlier call already saw.
+    """
+    found = _find_head(buffer, search_from, max_head_size, 400)
+    if found is None or isinstance(found, HeadError):
+        return found
+    start, end = found
+    request_line, *lines = buffer[start:end].split(b"\r\n")
+    match = _REQUEST_LINE.fullmatch(request_line)
+    if match is None:
+        return HeadError(400, "invalid request line")
+    version = (int(match.group(3)), int(match.group(4)))
+    if version not in ((1, 0), (1, 1)):
+        return HeadError(400, "unsupported HTTP version")
+    scanned = _scan_headers(lines, max_headers, 400)
+    if isinstance(scanned, HeadError):
+        return scanned
+    headers, framing = scanned
+    if framing.transfer_encoding and version < (1, 1):
+        return HeadError(400, "transfer-encoding in an HTTP/1.0 request")
+    return RequestHead(
+        method=match.group(1),
+        target=match.group(2),
+        version=version,
+        headers=headers,
+        size=end + 4,
+        content_length=framing.content_length,
+        chunked=framing.chunked,
+        connection=framing.connection,
+    )
+
+
+def scan_response_head(
+    buffer: bytes,
+    *,
+    search_from: int = 0,
+    max_head_size: int = MAX_HEAD_SIZE,
+    max_headers: int = MAX_HEADERS,
+) -> ResponseHead | HeadError | None:
+    """The response head at the start of ``buffer``; errors carry status 503."""
+    found = _find_head(buffer, search_from, max_head_size, 503)
+    if found is None or isinstance(found, HeadError):
+        return found
+    start, end = found
+    status_line, *lines = buffer[start:end].split(b"\r\n")
+    match = _STATUS_LINE.fullmatch(status_line)
+    if match is None:
+        return HeadError(503, "invalid status line")
+    version = (int(match.group(1)), int(match.group(2)))
+    if version not in ((1, 0), (1, 1)):
+        return HeadError(503, "unsupported HTTP version")
+    scanned = _scan_headers(lines, max_headers, 503)
+    if isinstance(scanned, HeadError):
+        return scanned
+    headers, framing = scanned
+    return ResponseHead(
+        version=version,
+        status=int(match.group(3)),
+        reason=match.group(4) or b"",
+        headers=headers,
+        size=end + 4,
+        content_length=framing.content_length,
+        chunked=framing.chunked,
+        transfer_encoding=framing.transfer_encoding,
+        connection=framing.connection,
+    )
