@@ -11,6 +11,9 @@ import enum
 from dataclasses import dataclass
 
 __all__ = [
+    "AuthenticationError",
+    "CARequestError",
+    "CertificateError",
     "ConfigError",
     "ErrorList",
     "ExitCode",
@@ -118,3 +121,22 @@ class ErrorList(MeshletError):
 
     def __str__(self) -> str:
         return "\n".join(str(e) for e in self.errors)
+
+
+class CertificateError(MeshletError):
+    """A CSR, certificate or key that cannot be signed, loaded or used (the mesh CA)."""
+
+
+class AuthenticationError(MeshletError):
+    """A caller whose proof of identity (a pod token, a mesh certificate) is bad or missing."""
+
+
+class CARequestError(MeshletError):
+    """A call to the mesh CA that failed; ``code`` is the gRPC status name (``UNAUTHENTICATED``)."""
+
+    exit_code = ExitCode.UNAVAILABLE
+
+    def __init__(self, message: str, *, code: str, details: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.details = details
