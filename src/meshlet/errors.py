@@ -21,6 +21,7 @@ __all__ = [
     "Location",
     "MeshletError",
     "ObjectRef",
+    "SourceError",
     "TLSConfigError",
     "UsageError",
 ]
@@ -96,6 +97,10 @@ class UsageError(MeshletError):
 
 class LoadError(MeshletError):
     """Input that cannot be read or decoded: bad YAML, unknown kind or field, wrong type."""
+
+
+class SourceError(LoadError):
+    """A file, directory or stream that cannot be read at all."""
 
 
 class ConfigError(MeshletError):

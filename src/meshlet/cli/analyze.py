@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from meshlet.cli._common import add_namespace_flag, namespace_of
-from meshlet.errors import ErrorList, ExitCode, LoadError
+from meshlet.errors import ErrorList, ExitCode, LoadError, SourceError
 from meshlet.resources.analysis import Message, analyze, load_error_messages
 from meshlet.resources.loader import load
 from meshlet.resources.mesh import MeshSettings
@@ -51,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
     namespace = namespace_of(args)
     try:
         resources = [r.in_namespace(namespace) for r in load(args.filename, sys.stdin)]
+    except SourceError:
+        raise
     except (ErrorList, LoadError) as exc:
         errors = exc.errors if isinstance(exc, ErrorList) else [exc]
         return _report(load_error_messages(errors), namespace)

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
-from meshlet.errors import ErrorList, LoadError, Location, MeshletError, ObjectRef
+from meshlet.errors import ErrorList, LoadError, Location, MeshletError, ObjectRef, SourceError
 from meshlet.resources.kinds import lookup, supported_kinds
 from meshlet.resources.objects import Resource
 from meshlet.resources.schema import check, format_path
@@ -111,7 +111,7 @@ def read_sources(paths: Sequence[str], stdin: TextIO | None = None) -> list[tupl
     for path in paths:
         if path == "-":
             if stdin is None:
-                raise LoadError("reading from stdin is not possible here", location=Location("-"))
+                raise SourceError("reading from stdin is not possible here", location=Location("-"))
             sources.append(("-", stdin.read()))
         elif os.path.isdir(path):
             for root, dirs, files in os.walk(path):
@@ -122,7 +122,7 @@ def read_sources(paths: Sequence[str], stdin: TextIO | None = None) -> list[tupl
         elif os.path.exists(path):
             sources.append(_read_file(path))
         else:
-            raise LoadError(f'the path "{path}" does not exist', location=Location(path))
+            raise SourceError(f'the path "{path}" does not exist')
     return sources
 
 
@@ -132,7 +132,7 @@ def _read_file(path: str) -> tuple[str, str]:
             return path, handle.read()
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise LoadError(f"cannot read {path}: {reason}", location=Location(path)) from None
+        raise SourceError(f"cannot read {path}: {reason}") from None
 
 
 def load(paths: Sequence[str], stdin: TextIO | None = None) -> list[Resource]:
