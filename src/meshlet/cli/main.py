@@ -12,12 +12,12 @@ import sys
 from collections.abc import Sequence
 
 from meshlet import __version__
-from meshlet.cli import analyze, version
+from meshlet.cli import analyze, proxy_status, version
 from meshlet.errors import ExitCode, MeshletError
 
 __all__ = ["build_parser", "main"]
 
-_VERBS = (analyze, version)
+_VERBS = (analyze, proxy_status, version)
 
 
 class _Parser(argparse.ArgumentParser):
