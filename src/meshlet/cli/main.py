@@ -12,12 +12,13 @@ import sys
 from collections.abc import Sequence
 
 from meshlet import __version__
-from meshlet.cli import analyze, proxy_status, version
+from meshlet.cli import analyze, install, proxy_status, version
 from meshlet.errors import ExitCode, MeshletError
+from meshlet.kubectl.messages import KubectlError
 
 __all__ = ["build_parser", "main"]
 
-_VERBS = (analyze, proxy_status, version)
+_VERBS = (analyze, install, proxy_status, version)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,6 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.USAGE
     try:
         return int(args.run(args))
+    except KubectlError as exc:
+        print(exc.line, file=sys.stderr)
+        return int(exc.exit_code)
     except MeshletError as exc:
         for line in str(exc).splitlines():
             print(f"error: {line}", file=sys.stderr)
