@@ -69,13 +69,36 @@ def container_mounts(
     tmp.mkdir(parents=True, exist_ok=True)
     tmp.chmod(0o1777)
     scratch.mkdir(parents=True, exist_ok=True)
+    software = _software_under("/tmp")
+    for path in software:  # its mount point, made in the container's own /tmp
+        (tmp / os.path.relpath(path, "/tmp")).mkdir(parents=True, exist_ok=True)
     mounts = [
         Mount(str(tmp), "/tmp"),
         Mount(str(resolv_conf), "/etc/resolv.conf", read_only=True),
         Mount(str(hosts), "/etc/hosts", read_only=True),
+        *(Mount(path, path, read_only=True) for path in software),
         *volumes,
     ]
     return scratch, mounts
+
+
+def _software_under(masked: str) -> list[str]:
+    """Where this Python and meshlet live, when that is below ``masked``.
+
+    Containers run this machine's programs, the sidecar among them; a checkout or a
+    virtual environment under ``/tmp`` would vanish behind the container's private
+    ``/tmp``, so those directories are mounted back, read-only, at their own paths
+    (for a checkout, its root: the samples and test programs beside the package).
+    """
+    import meshlet
+
+    package_parent = Path(meshlet.__file__).resolve().parents[1]
+    if package_parent.name == "src":  # a checkout: its samples and tests come along
+        package_parent = package_parent.parent
+    roots = {os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix), str(package_parent)}
+    prefix = masked.rstrip("/") + "/"
+    below = sorted(root for root in roots if root.startswith(prefix))
+    return [root for root in below if not any(root.startswith(b + "/") for b in below)]
 
 
 def enter_argv(spec_file: Path) -> list[str]:
