@@ -12,13 +12,47 @@ import sys
 from collections.abc import Sequence
 
 from meshlet import __version__
-from meshlet.cli import analyze, install, proxy_status, version
+from meshlet.cli import (
+    analyze,
+    apply,
+    cp,
+    create,
+    delete,
+    describe,
+    execute,
+    get,
+    install,
+    label,
+    logs,
+    proxy_config,
+    proxy_status,
+    rollout,
+    version,
+    wait,
+)
 from meshlet.errors import ExitCode, MeshletError
 from meshlet.kubectl.messages import KubectlError
 
 __all__ = ["build_parser", "main"]
 
-_VERBS = (analyze, install, proxy_status, version)
+_VERBS = (
+    analyze,
+    apply,
+    cp,
+    create,
+    delete,
+    describe,
+    execute,
+    get,
+    install,
+    label,
+    logs,
+    proxy_config,
+    proxy_status,
+    rollout,
+    version,
+    wait,
+)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,69 @@
+"""Building an analysis from YAML text, for the analyzer tests."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+from meshlet.analyzers.context import Context, build_context
+from meshlet.analyzers.message import Message
+from meshlet.resources.analysis import analyze, cluster_resources
+from meshlet.resources.loader import decode_text
+from meshlet.resources.mesh import MeshSettings
+from meshlet.resources.objects import Resource
+
+FILE = "app.yaml"
+
+
+def resources(text: str, *, namespace: str = "test", filename: str = FILE) -> list[Resource]:
+    return [r.in_namespace(namespace) for r in decode_text(text, filename)]
+
+
+def cluster(text: str) -> list[Resource]:
+    """Objects as the running cluster stores them (no file, namespace set)."""
+    bodies: list[dict[str, Any]] = [b for b in yaml.safe_load_all(text) if b]
+    for body in bodies:
+        if body["kind"] != "Namespace":
+            body["metadata"].setdefault("namespace", "test")
+    return cluster_resources(bodies)
+
+
+def mesh(*, flag: bool = True) -> MeshSettings:
+    return MeshSettings(enable_tls_on_sidecar_ingress=flag)
+
+
+def run(
+    text: str,
+    *,
+    flag: bool = True,
+    live: str | None = None,
+    namespace: str = "test",
+) -> list[Message]:
+    """Every message of analyzing ``text`` (and a running cluster's ``live`` objects)."""
+    return analyze(
+        resources(text, namespace=namespace),
+        mesh(flag=flag),
+        cluster=None if live is None else cluster(live),
+    )
+
+
+def of(messages: Sequence[Message], code: str) -> list[Message]:
+    return [m for m in messages if m.code == code]
+
+
+def context(text: str, *, flag: bool = True) -> Context:
+    return build_context(resources(text), mesh(flag=flag))
+
+
+def line_of(text: str, needle: str, *, after: str | None = None) -> int:
+    """The 1-based line of the first line holding ``needle`` (after the line holding ``after``)."""
+    started = after is None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not started:
+            started = after in line
+            continue
+        if needle in line:
+            return number
+    raise AssertionError(f"{needle!r} not in the text")
