@@ -27,6 +27,7 @@ from meshlet.cli import (
     proxy_config,
     proxy_status,
     rollout,
+    sidecar,
     version,
     wait,
 )
@@ -50,6 +51,7 @@ _VERBS = (
     proxy_config,
     proxy_status,
     rollout,
+    sidecar,
     version,
     wait,
 )

@@ -1,0 +1,302 @@
+"""The agent's local xDS endpoint: the config it holds, served to its workers over ADS.
+
+Theory of operation
+-------------------
+Istio's pilot-agent runs an xDS proxy: Envoy connects to a unix socket in the pod and
+the agent relays to istiod over its one upstream connection. Here several worker
+processes connect, so the agent does not relay streams one to one; it keeps the last
+good config it accepted (from the control plane, or built from files in standalone
+mode) and serves that to every worker with state-of-the-world ADS, the protocol the
+workers' ``XdsClient`` already speaks.
+
+``set_config(listeners, clusters, routes, endpoints)`` replaces what is served. Each
+type is held as versioned bytes (``meshlet.xds.cache.TypeResources``: the same
+resources always give the same version). Per stream and type the server keeps what
+xDS needs: the names asked for (CDS and LDS are wildcard; EDS and RDS are by name), the
+version and nonce last sent, and the last ACK or NACK. A request naming a nonce other
+than the last one sent is stale and ignored. A change of config wakes every stream,
+which sends each type whose resources changed, in the order clusters, endpoints,
+listeners, routes. A NACK from a worker is logged and kept for the admin endpoint; the
+same config is not sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+
+from meshlet.proxy._unix import UnixPath
+from meshlet.xds.cache import (
+    CLUSTER_TYPE,
+    ENDPOINT_TYPE,
+    LISTENER_TYPE,
+    ROUTE_TYPE,
+    TYPE_ORDER,
+    TypeResources,
+    short_type,
+)
+
+__all__ = ["LocalXdsServer", "StreamStatus"]
+
+log = logging.getLogger("meshlet.proxy.xdsproxy")
+
+_WILDCARD = frozenset({CLUSTER_TYPE, LISTENER_TYPE})
+_MAX_MESSAGE = 256 * 1024 * 1024
+_ids = itertools.count(1)
+
+
+@dataclass
+class _Watch:
+    names: frozenset[str] | None = None  # None: wildcard
+    nonce: str = ""
+    version: str = ""
+    sent: dict[str, bytes] = field(default_factory=dict)
+    acked_version: str = ""
+    nack: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStatus:
+    """One connected worker as the agent sees it."""
+
+    node_id: str
+    peer: str
+    acked: Mapping[str, str]  # short type -> version ACKed
+    nacks: Mapping[str, str]  # short type -> last NACK message
+
+
+class _Stream:
+    def __init__(self, peer: str) -> None:
+        self.id = f"{peer}-{next(_ids)}"
+        self.peer = peer
+        self.node_id = ""
+        self.watches: dict[str, _Watch] = {}
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.push_pending = False
+
+    def wake(self) -> None:
+        if not self.push_pending:
+            self.push_pending = True
+            self.queue.put_nowait(_PUSH)
+
+
+_PUSH = object()
+_ENDED = object()
+
+
+class _Service(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignore[misc]
+    def __init__(self, server: LocalXdsServer) -> None:
+        self._server = server
+
+    async def StreamAggregatedResources(  # noqa: N802 (the gRPC method name)
+        self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[Any]:
+        stream = _Stream(context.peer() or "worker")
+
+        async def read() -> None:
+            try:
+                async for request in request_iterator:
+                    stream.queue.put_nowait(request)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                stream.queue.put_nowait(exc)
+                return
+            stream.queue.put_nowait(_ENDED)
+
+        reader = asyncio.get_running_loop().create_task(read(), name="local xds reader")
+        self._server._streams[stream.id] = stream
+        try:
+            while True:
+                event = await stream.queue.get()
+                if event is _ENDED or isinstance(event, Exception):
+                    return
+                if event is _PUSH:
+                    stream.push_pending = False
+                    responses = self._server._push(stream)
+                else:
+                    responses = self._server._on_request(stream, event)
+                for response in responses:
+                    yield response
+        finally:
+            self._server._streams.pop(stream.id, None)
+            log.info("xDS proxy: connection %s for node:%s closed", stream.id, stream.node_id)
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+
+
+class LocalXdsServer:
+    """State-of-the-world ADS on a unix socket, serving one config to every client."""
+
+    def __init__(self, socket_path: str) -> None:
+        self.socket_path = os.path.abspath(socket_path)
+        self._server: grpc.aio.Server | None = None
+        self._streams: dict[str, _Stream] = {}
+        self._types: dict[str, TypeResources] | None = None
+        self._messages: dict[str, dict[str, Message]] = {t: {} for t in TYPE_ORDER}
+        #: How many configs were set (0: none yet).
+        self.generation = 0
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._server is not None:
+            raise RuntimeError("already started")
+        os.makedirs(os.path.dirname(self.socket_path), mode=0o750, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.socket_path)
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_send_message_length", _MAX_MESSAGE),
+                ("grpc.max_receive_message_length", _MAX_MESSAGE),
+            ]
+        )
+        ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(_Service(self), server)
+        path = UnixPath(self.socket_path)
+        try:
+            if server.add_insecure_port(path.grpc_target) == 0:
+                raise OSError(f"cannot listen on {self.socket_path}")
+            await server.start()
+        finally:
+            path.close()
+        os.chmod(self.socket_path, 0o660)
+        self._server = server
+        log.info("xDS proxy listening on %s", self.socket_path)
+
+    async def stop(self, grace: float | None = 0.5) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            await server.stop(grace)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.socket_path)
+
+    # --- the config ----------------------------------------------------------------------
+
+    @property
+    def has_config(self) -> bool:
+        return self._types is not None
+
+    def set_config(
+        self,
+        listeners: Mapping[str, Message],
+        clusters: Mapping[str, Message],
+        routes: Mapping[str, Message],
+        endpoints: Mapping[str, Message],
+    ) -> None:
+        """Serve these resources (by name) from now on; every stream is told."""
+        given = {
+            LISTENER_TYPE: dict(listeners),
+            CLUSTER_TYPE: dict(clusters),
+            ROUTE_TYPE: dict(routes),
+            ENDPOINT_TYPE: dict(endpoints),
+        }
+        self._messages = {t: dict(sorted(given[t].items())) for t in TYPE_ORDER}
+        self._types = {
+            t: TypeResources.from_messages(t, self._messages[t].values()) for t in TYPE_ORDER
+        }
+        self.generation += 1
+        for stream in self._streams.values():
+            stream.wake()
+
+    def messages(self, type_url: str) -> dict[str, Message]:
+        """The resources served of one type, by name (sorted)."""
+        return dict(self._messages[type_url])
+
+    def version(self, type_url: str) -> str:
+        """The version of a whole type as served ("" before any config)."""
+        return "" if self._types is None else self._types[type_url].version
+
+    def status(self) -> list[StreamStatus]:
+        """Every connected client, sorted by node id and peer."""
+        statuses = [
+            StreamStatus(
+                node_id=s.node_id,
+                peer=s.peer,
+                acked={short_type(t): w.acked_version for t, w in s.watches.items()},
+                nacks={short_type(t): w.nack for t, w in s.watches.items() if w.nack},
+            )
+            for s in self._streams.values()
+        ]
+        return sorted(statuses, key=lambda s: (s.node_id, s.peer))
+
+    # --- the protocol --------------------------------------------------------------------
+
+    def _on_request(self, stream: _Stream, request: Any) -> list[Any]:
+        if request.HasField("node") and request.node.id and not stream.node_id:
+            stream.node_id = request.node.id
+            log.info("xDS proxy: new connection %s for node:%s", stream.id, stream.node_id)
+        type_url = request.type_url
+        if type_url not in TYPE_ORDER:
+            log.warning("xDS proxy: ignoring a request for type %s", type_url)
+            return []
+        watch = stream.watches.setdefault(type_url, _Watch())
+        if request.response_nonce:
+            if request.response_nonce != watch.nonce:
+                return []  # stale
+            if request.HasField("error_detail") and (
+                request.error_detail.code or request.error_detail.message
+            ):
+                watch.nack = request.error_detail.message or f"code {request.error_detail.code}"
+                log.warning(
+                    "xDS proxy: %s: NACK node:%s version:%s: %s",
+                    short_type(type_url),
+                    stream.node_id,
+                    watch.version,
+                    watch.nack,
+                )
+            else:
+                watch.acked_version = request.version_info
+                watch.nack = ""
+        names = None if type_url in _WILDCARD else frozenset(request.resource_names)
+        first = not request.response_nonce
+        if names == watch.names and not first:
+            return []  # an ACK or NACK of the same subscription
+        watch.names = names
+        response = self._response(watch, type_url, force=True)
+        return [] if response is None else [response]
+
+    def _push(self, stream: _Stream) -> list[Any]:
+        responses = []
+        for type_url in TYPE_ORDER:
+            watch = stream.watches.get(type_url)
+            if watch is None:
+                continue
+            response = self._response(watch, type_url, force=False)
+            if response is not None:
+                responses.append(response)
+        return responses
+
+    def _response(self, watch: _Watch, type_url: str, *, force: bool) -> Any | None:
+        if self._types is None:
+            return None
+        resources = self._types[type_url]
+        if watch.names is None:
+            names = list(resources.names())
+            version = resources.version
+        else:
+            names = sorted(name for name in watch.names if name in resources.data)
+            version = resources.version_of(names)
+        sent = {name: resources.digests[name] for name in names}
+        if not force and sent == watch.sent and version == watch.version:
+            return None
+        response = discovery_pb2.DiscoveryResponse(
+            version_info=version,
+            type_url=type_url,
+            nonce=uuid.uuid4().hex,
+            resources=[any_pb2.Any(type_url=type_url, value=resources.data[n]) for n in names],
+        )
+        watch.sent, watch.version, watch.nonce = sent, version, response.nonce
+        return response

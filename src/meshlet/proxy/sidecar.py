@@ -1,0 +1,665 @@
+"""``python -m meshlet.proxy.sidecar``: a sidecar as processes, the agent and its workers.
+
+Theory of operation
+-------------------
+This process is the agent, as Istio's pilot-agent is beside Envoy. It holds the
+connections that leave the pod — the control plane's ADS (``--xds-address``:
+plaintext on 15010, TLS with the mesh root on 15012) and the CA (``--ca-address``,
+through ``meshlet.agent.Agent``) — and serves on unix sockets in the pod:
+
+- SDS (the agent's server, ``./var/run/secrets/workload-spiffe-uds/socket``):
+  ``default``, ``ROOTCA``, ``file-cert:…``, ``file-root:…``;
+- a local xDS endpoint (``XDS`` beside it, ``local_xds``) serving the last config
+  the agent accepted from the control plane. The agent validates what it receives
+  (NACKing what the proxy cannot serve, keeping the last good config) and the workers
+  get only that.
+
+It starts ``--concurrency`` workers as new processes (``python -m
+meshlet.proxy.worker``; never a fork of this process, which runs gRPC threads). Each
+is an xDS and SDS client of those sockets and serves every listener with
+``SO_REUSEPORT``. A worker that dies is started again (back-off from 0.5 s to 10 s).
+The node id is Istio's ``sidecar~<pod-ip>~<pod>.<ns>~<ns>.svc.cluster.local``.
+
+Operators reach the agent: admin on 127.0.0.1:15000, ``/healthz/ready`` on 15021,
+Prometheus on 15090 (``admin``). SIGTERM or SIGINT (or ``POST /quitquitquit``) drains:
+the workers stop accepting and get ``--drain-seconds`` for open connections, then
+everything stops and the process exits 0.
+
+Standalone mode (``meshlet sidecar -f``) is the same processes with no control plane
+and no CA: the config is built from files (``standalone``) and handed to the local
+xDS endpoint once, and the SDS server serves file secrets only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+import uvloop
+from envoy.admin.v3 import server_info_pb2
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import base_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
+from envoy.config.listener.v3 import listener_pb2
+from google.protobuf import duration_pb2
+from google.protobuf.message import Message
+
+from meshlet import __version__
+from meshlet.agent.agent import Agent, AgentConfig
+from meshlet.agent.cache import SecretCache
+from meshlet.agent.sds import SDSServer, to_envoy_secret
+from meshlet.agent.secret import SecretSource, source_of
+from meshlet.errors import MeshletError
+from meshlet.pilot.secrets import referenced_secret_names
+from meshlet.proxy._http import http_get
+from meshlet.proxy._logging import setup_logging
+from meshlet.proxy._unix import UnixPath
+from meshlet.proxy.admin import OperatorServers
+from meshlet.proxy.config import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
+from meshlet.proxy.config_dump import Dumped, SecretState, build_config_dump, static_pipe_cluster
+from meshlet.proxy.local_xds import LocalXdsServer
+from meshlet.proxy.standalone import StandaloneConfig
+from meshlet.proxy.xds_client import XdsClient
+
+__all__ = ["Sidecar", "SidecarOptions", "main", "node_id", "run_sidecar"]
+
+log = logging.getLogger("meshlet.proxy.sidecar")
+
+XDS_SOCKET_NAME = "XDS"
+SDS_SOCKET_NAME = "socket"
+
+
+def node_id(pod_ip: str, pod: str, namespace: str) -> str:
+    """Istio's node id of a sidecar."""
+    return f"sidecar~{pod_ip}~{pod}.{namespace}~{namespace}.svc.cluster.local"
+
+
+@dataclass(frozen=True, slots=True)
+class SidecarOptions:
+    """How to run one sidecar.
+
+    In a pod: ``agent`` (identity, CA, SDS socket) and ``xds_address``. Standalone:
+    ``standalone`` (the config built from files) and neither of those.
+    """
+
+    node_id: str
+    concurrency: int = 2
+    agent: AgentConfig | None = None
+    xds_address: str | None = None
+    standalone: StandaloneConfig | None = None
+    run_dir: str | None = None  # where the XDS, worker and (standalone) SDS sockets live
+    admin: tuple[str, int] | None = ("127.0.0.1", 15000)
+    status: tuple[str, int] | None = ("0.0.0.0", 15021)
+    prometheus: tuple[str, int] | None = ("0.0.0.0", 15090)
+    drain_seconds: float = 5.0
+    log_level: str = "info"
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _WorkerProcess:
+    worker_id: int
+    control: str
+    process: asyncio.subprocess.Process | None = None
+    started: float = 0.0
+    restarts: int = 0
+
+
+@dataclass
+class _Seen:
+    digest: bytes
+    version: str
+    when: datetime
+
+
+class Sidecar:
+    """The agent: upstream connections, local sockets, workers, operator ports."""
+
+    def __init__(self, options: SidecarOptions) -> None:
+        if options.concurrency < 1:
+            raise MeshletError("--concurrency must be at least 1", field="concurrency")
+        if (options.standalone is None) == (options.xds_address is None):
+            raise MeshletError("a sidecar needs either an xDS address or a standalone config")
+        self.options = options
+        self._temp_dir: str | None = None
+        self.run_dir = options.run_dir or ""
+        self.agent: Agent | None = None
+        self.cache: SecretCache | None = None
+        self._sds: SDSServer | None = None
+        self.sds_socket = ""
+        self.relay: LocalXdsServer | None = None
+        self.xds: XdsClient | None = None
+        self.servers: OperatorServers | None = None
+        self.workers: list[_WorkerProcess] = []
+        self._stop = asyncio.Event()
+        self.draining = False
+        self._health_failed = False
+        self._ready = False
+        self._started_wall = datetime.now(UTC)
+        self._started = time.monotonic()
+        self._resources: dict[str, dict[str, _Seen]] = {}
+        self._secrets: dict[str, _Seen] = {}
+        self._secret_versions = itertools.count(1)
+        self.node = base_pb2.Node(
+            id=options.node_id, cluster="", user_agent_name="meshlet",
+            user_agent_version=__version__,
+        )  # fmt: skip
+        for key, value in sorted(options.metadata.items()):
+            self.node.metadata.fields[key].string_value = value
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def request_quit(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Start everything, serve until asked to stop, drain, stop everything."""
+        try:
+            await self._start()
+            await self._stop.wait()
+        finally:
+            await self._shutdown()
+
+    async def _start(self) -> None:
+        options = self.options
+        if not self.run_dir:
+            if options.agent is not None:
+                self.run_dir = os.path.dirname(options.agent.sds_socket_path)
+            else:
+                self._temp_dir = self.run_dir = tempfile.mkdtemp(prefix="meshlet-sidecar-")
+        os.makedirs(self.run_dir, mode=0o750, exist_ok=True)
+        if options.agent is not None:
+            self.agent = Agent(options.agent)
+            await self.agent.start()
+            self.cache = self.agent.cache
+            self.sds_socket = self.agent.sds_socket_path
+        else:
+            self.cache = SecretCache()
+            self.sds_socket = os.path.join(self.run_dir, SDS_SOCKET_NAME)
+            self._sds = SDSServer(self.cache, self.sds_socket)
+            try:
+                await self._sds.start()
+            except (OSError, RuntimeError) as exc:
+                raise MeshletError(f"cannot serve SDS on {self.sds_socket}: {exc}") from None
+        self.relay = LocalXdsServer(os.path.join(self.run_dir, XDS_SOCKET_NAME))
+        try:
+            await self.relay.start()
+        except (OSError, RuntimeError) as exc:
+            raise MeshletError(f"cannot serve xDS to the workers: {exc}") from None
+        if options.standalone is not None:
+            config = options.standalone
+            self._set_config(
+                {listener.name: listener for listener in config.listeners},
+                {cluster.name: cluster for cluster in config.clusters},
+                {},
+                {},
+            )
+        else:
+            assert options.xds_address is not None
+            self.xds = XdsClient(
+                options.xds_address,
+                options.node_id,
+                self._set_config,
+                metadata=dict(options.metadata),
+                credentials=self._xds_credentials(),
+            )
+            self._spawn(self.xds.run(), "upstream xds")
+        self.servers = OperatorServers(
+            self, admin=options.admin, status=options.status, prometheus=options.prometheus
+        )
+        await self.servers.start()
+        for index in range(options.concurrency):
+            worker = _WorkerProcess(index, os.path.join(self.run_dir, f"worker-{index}.sock"))
+            self.workers.append(worker)
+            self._spawn(self._supervise(worker), f"worker {index}")
+        log.info(
+            "sidecar %s started: %d workers, admin %s",
+            options.node_id,
+            options.concurrency,
+            self.servers.bound.get("admin", "off"),
+        )
+
+    def _xds_credentials(self) -> grpc.ChannelCredentials | None:
+        address = self.options.xds_address or ""
+        if not address.endswith(":15012") or self.options.agent is None:
+            return None
+        with open(self.options.agent.root_cert_path, "rb") as file:
+            return grpc.ssl_channel_credentials(root_certificates=file.read())
+
+    _tasks: set[asyncio.Task[None]]
+
+    def _spawn(self, coroutine: Any, name: str) -> None:
+        if not hasattr(self, "_tasks"):
+            self._tasks = set()
+        task = asyncio.get_running_loop().create_task(coroutine, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _shutdown(self) -> None:
+        self.draining = True
+        log.info("sidecar draining (up to %.1fs)", self.options.drain_seconds)
+        for worker in self.workers:
+            process = worker.process
+            if process is not None and process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signal.SIGTERM)
+        for worker in self.workers:
+            process = worker.process
+            if process is None or process.returncode is not None:
+                continue
+            try:
+                async with asyncio.timeout(self.options.drain_seconds + 3):
+                    await process.wait()
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+        for task in list(getattr(self, "_tasks", ())):
+            task.cancel()
+        if self.xds is not None:
+            await self.xds.stop()
+        for task in list(getattr(self, "_tasks", ())):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                async with asyncio.timeout(2):
+                    await task
+        if self.servers is not None:
+            await self.servers.stop()
+        if self.relay is not None:
+            await self.relay.stop()
+        if self.agent is not None:
+            await self.agent.stop()
+        if self._sds is not None:
+            await self._sds.stop()
+            if self.cache is not None:
+                await self.cache.aclose()
+        for worker in self.workers:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(worker.control)
+        if self._temp_dir is not None:
+            shutil.rmtree(self._temp_dir, ignore_errors=True)
+        log.info("sidecar stopped")
+
+    # --- workers -------------------------------------------------------------------------
+
+    async def _supervise(self, worker: _WorkerProcess) -> None:
+        delay = 0.5
+        while not self.draining:
+            command = [
+                sys.executable, "-m", "meshlet.proxy.worker",
+                "--worker-id", str(worker.worker_id),
+                "--node-id", self.options.node_id,
+                "--xds-socket", os.path.join(self.run_dir, XDS_SOCKET_NAME),
+                "--sds-socket", self.sds_socket,
+                "--control-socket", worker.control,
+                "--drain-seconds", str(self.options.drain_seconds),
+                "--log-level", self.options.log_level,
+            ]  # fmt: skip
+            worker.started = time.monotonic()
+            # close_fds=False lets Python use posix_spawn (every fd it opens is already
+            # close-on-exec): no fork, so no fork handlers run in this gRPC process.
+            worker.process = await asyncio.create_subprocess_exec(
+                *command, stdin=asyncio.subprocess.DEVNULL, close_fds=False
+            )
+            log.info("worker %d started (pid %d)", worker.worker_id, worker.process.pid)
+            code = await worker.process.wait()
+            if self.draining:
+                return
+            worker.restarts += 1
+            if time.monotonic() - worker.started > 10:
+                delay = 0.5
+            log.warning(
+                "worker %d (pid %d) exited with %s; starting it again in %.1fs",
+                worker.worker_id,
+                worker.process.pid,
+                code,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    async def worker_statuses(self) -> list[dict[str, Any]]:
+        async def one(worker: _WorkerProcess) -> dict[str, Any]:
+            process = worker.process
+            if process is None or process.returncode is not None:
+                return {"worker": worker.worker_id, "error": "not running"}
+            path = UnixPath(worker.control)
+            try:
+                status, body = await http_get(path.address, "/status", timeout=2.0)
+                if status != 200:
+                    raise OSError(f"status {status}")
+                result: dict[str, Any] = json.loads(body)
+                return result
+            except (OSError, TimeoutError, ValueError) as exc:
+                return {"worker": worker.worker_id, "error": f"not answering: {exc}"}
+            finally:
+                path.close()
+
+        return list(await asyncio.gather(*(one(w) for w in self.workers)))
+
+    async def drain_listeners(self) -> None:
+        for worker in self.workers:
+            path = UnixPath(worker.control)
+            try:
+                await http_get(path.address, "/drain_listeners", method="POST", timeout=2.0)
+            except (OSError, TimeoutError) as exc:
+                log.warning("worker %d: drain_listeners failed: %s", worker.worker_id, exc)
+            finally:
+                path.close()
+
+    # --- config --------------------------------------------------------------------------
+
+    def _set_config(
+        self,
+        listeners: Mapping[str, Message],
+        clusters: Mapping[str, Message],
+        routes: Mapping[str, Message],
+        endpoints: Mapping[str, Message],
+    ) -> None:
+        assert self.relay is not None
+        self.relay.set_config(listeners, clusters, routes, endpoints)
+        now = datetime.now(UTC)
+        for type_url, resources in (
+            (LISTENER_TYPE, listeners),
+            (CLUSTER_TYPE, clusters),
+            (ROUTE_TYPE, routes),
+            (ENDPOINT_TYPE, endpoints),
+        ):
+            seen = self._resources.setdefault(type_url, {})
+            version = self.relay.version(type_url)
+            fresh: dict[str, _Seen] = {}
+            for name, message in resources.items():
+                digest = message.SerializeToString(deterministic=True)
+                old = seen.get(name)
+                fresh[name] = (
+                    old if old is not None and old.digest == digest else _Seen(digest, version, now)
+                )
+            self._resources[type_url] = fresh
+        log.info(
+            "config %d: %d listeners, %d clusters, %d routes, %d endpoints",
+            self.relay.generation,
+            len(listeners),
+            len(clusters),
+            len(routes),
+            len(endpoints),
+        )
+
+    def _messages(self, type_url: str) -> dict[str, Message]:
+        return {} if self.relay is None else self.relay.messages(type_url)
+
+    def listeners(self) -> list[listener_pb2.Listener]:
+        return [
+            m
+            for m in self._messages(LISTENER_TYPE).values()
+            if isinstance(m, listener_pb2.Listener)
+        ]
+
+    def clusters(self) -> list[cluster_pb2.Cluster]:
+        return [
+            m for m in self._messages(CLUSTER_TYPE).values() if isinstance(m, cluster_pb2.Cluster)
+        ]
+
+    def endpoints(self) -> dict[str, endpoint_pb2.ClusterLoadAssignment]:
+        return {
+            n: m
+            for n, m in self._messages(ENDPOINT_TYPE).items()
+            if isinstance(m, endpoint_pb2.ClusterLoadAssignment)
+        }
+
+    # --- secrets -------------------------------------------------------------------------
+
+    def secret_names(self) -> tuple[str, ...]:
+        return referenced_secret_names(self.listeners(), self.clusters())
+
+    def secret_problem(self, name: str) -> str:
+        """Why the agent has no secret ``name`` (yet)."""
+        if self.cache is not None:
+            status = self.cache.status(name)
+            if status is not None and status.last_error:
+                return status.last_error
+        source = source_of(name)
+        if source in (SecretSource.FILE_CERT, SecretSource.FILE_ROOT):
+            return "the files have not been read yet"
+        if self.agent is None or self.agent.workload is None:
+            return "no mesh CA: this sidecar has no workload certificate"
+        return "waiting for the workload certificate from the CA"
+
+    def _secret_states(self) -> list[SecretState]:
+        states = []
+        now = datetime.now(UTC)
+        for name in self.secret_names():
+            item = self.cache.get(name) if self.cache is not None else None
+            if item is None:
+                states.append(SecretState(name, None, error=self.secret_problem(name)))
+                continue
+            secret = to_envoy_secret(item)
+            digest = secret.SerializeToString(deterministic=True)
+            seen = self._secrets.get(name)
+            if seen is None or seen.digest != digest:
+                version = f"{now.strftime('%Y-%m-%dT%H:%M:%SZ')}/{next(self._secret_versions)}"
+                seen = self._secrets[name] = _Seen(digest, version, now)
+            states.append(SecretState(name, secret, seen.version, seen.when))
+        return states
+
+    # --- AdminSource ---------------------------------------------------------------------
+
+    def config_dump(self) -> Any:
+        def dumped(type_url: str) -> list[Dumped]:
+            seen = self._resources.get(type_url, {})
+            return [
+                Dumped(message, seen[name].version, seen[name].when)
+                for name, message in self._messages(type_url).items()
+                if name in seen
+            ]
+
+        relay = self.relay
+        return build_config_dump(
+            node=self.node,
+            bootstrap_time=self._started_wall,
+            static_clusters=[
+                static_pipe_cluster("sds-grpc", self.sds_socket),
+                static_pipe_cluster("xds-grpc", os.path.join(self.run_dir, XDS_SOCKET_NAME)),
+            ],
+            clusters=dumped(CLUSTER_TYPE),
+            cluster_version=relay.version(CLUSTER_TYPE) if relay else "",
+            listeners=dumped(LISTENER_TYPE),
+            warming_listeners=self._warming,
+            listener_version=relay.version(LISTENER_TYPE) if relay else "",
+            routes=dumped(ROUTE_TYPE),
+            secrets=self._secret_states(),
+        )
+
+    _warming: frozenset[str] = frozenset()
+
+    def agent_stats(self) -> dict[str, int]:
+        stats = {
+            "server.concurrency": self.options.concurrency,
+            "server.live": 1 if self.server_state() == "LIVE" else 0,
+            "server.uptime": int(time.monotonic() - self._started),
+            "server.worker_restarts": sum(w.restarts for w in self.workers),
+        }
+        if self.xds is not None:
+            stats["control_plane.connected_state"] = 1 if self.xds.connected else 0
+            stats["control_plane.update_success"] = self.xds.acks
+            stats["control_plane.update_rejected"] = self.xds.nacks
+        return stats
+
+    async def readiness(self) -> tuple[bool, str]:
+        ready, reason, warming = await self._readiness()
+        self._ready = ready
+        self._warming = frozenset(warming)
+        return ready, reason
+
+    async def _readiness(self) -> tuple[bool, str, list[str]]:
+        if self.draining:
+            return False, "the sidecar is draining", []
+        if self._health_failed:
+            return False, "health checks failed (/healthcheck/fail)", []
+        if self.relay is None or not self.relay.has_config:
+            return False, "config not received from XDS server", []
+        lds, cds = self.relay.version(LISTENER_TYPE), self.relay.version(CLUSTER_TYPE)
+        problems: list[str] = []
+        warming: set[str] = set()
+        for status in await self.worker_statuses():
+            worker = status.get("worker")
+            if "error" in status:
+                problems.append(f"worker {worker} is {status['error']}")
+                continue
+            versions = status.get("versions") or {}
+            if versions.get("LDS") != lds or versions.get("CDS") != cds:
+                problems.append(f"worker {worker} has not applied the current config yet")
+                continue
+            for name, entry in sorted((status.get("listeners") or {}).items()):
+                if entry.get("ready"):
+                    continue
+                warming.add(name)
+                reason = str(entry.get("reason") or "not serving")
+                if reason.startswith("waiting for secret "):
+                    secrets = reason.removeprefix("waiting for secret ").split(", ")
+                    reason = "; ".join(f"secret {s}: {self.secret_problem(s)}" for s in secrets)
+                problems.append(f"listener {name} is not ready: {reason}")
+        if problems:
+            return False, "; ".join(dict.fromkeys(problems)), sorted(warming)
+        return True, "", []
+
+    def server_state(self) -> str:
+        if self.draining:
+            return "DRAINING"
+        if self.relay is None or not self.relay.has_config:
+            return "PRE_INITIALIZING"
+        return "LIVE" if self._ready else "INITIALIZING"
+
+    def server_info(self) -> Any:
+        states = {
+            "LIVE": server_info_pb2.ServerInfo.LIVE,
+            "DRAINING": server_info_pb2.ServerInfo.DRAINING,
+            "PRE_INITIALIZING": server_info_pb2.ServerInfo.PRE_INITIALIZING,
+            "INITIALIZING": server_info_pb2.ServerInfo.INITIALIZING,
+        }
+        uptime = duration_pb2.Duration(seconds=int(time.monotonic() - self._started))
+        info = server_info_pb2.ServerInfo(
+            version=f"meshlet/{__version__}/Clean/RELEASE/OpenSSL",
+            state=states[self.server_state()],
+            uptime_current_epoch=uptime,
+            uptime_all_epochs=uptime,
+            hot_restart_version="disabled",
+            node=self.node,
+        )
+        info.command_line_options.concurrency = self.options.concurrency
+        info.command_line_options.service_node = self.options.node_id
+        info.command_line_options.drain_time.FromSeconds(int(self.options.drain_seconds))
+        return info
+
+    def set_health_failed(self, failed: bool) -> None:
+        self._health_failed = failed
+
+
+async def run_sidecar(options: SidecarOptions) -> None:
+    """Run a sidecar until SIGTERM/SIGINT (or ``/quitquitquit``); raises ``MeshletError``."""
+    sidecar = Sidecar(options)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, sidecar.request_quit)
+    try:
+        await sidecar.run()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+def _parser() -> argparse.ArgumentParser:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(
+        prog="python -m meshlet.proxy.sidecar",
+        description="Run a pod's sidecar: the agent and its proxy workers.",
+    )
+    parser.add_argument("--pod-name", default=env("POD_NAME"))
+    parser.add_argument("--namespace", default=env("POD_NAMESPACE"))
+    parser.add_argument("--service-account", default=env("SERVICE_ACCOUNT"))
+    parser.add_argument("--pod-ip", default=env("INSTANCE_IP"))
+    parser.add_argument("--trust-domain", default=env("TRUST_DOMAIN", "cluster.local"))
+    parser.add_argument("--xds-address", required=True, help="host:port of the control plane")
+    parser.add_argument("--ca-address", default=env("CA_ADDR"), help="host:port of the CA")
+    parser.add_argument("--root-cert", required=True, help="the mesh root certificate (PEM)")
+    parser.add_argument("--token", help="the pod's token file")
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--root-dir", default="/", help="the pod's root (sockets are under it)")
+    parser.add_argument("--run-dir", help="where the local xDS and worker sockets go")
+    parser.add_argument("--admin-port", type=int, default=15000)
+    parser.add_argument("--status-port", type=int, default=15021)
+    parser.add_argument("--prometheus-port", type=int, default=15090)
+    parser.add_argument("--drain-seconds", type=float, default=5.0)
+    parser.add_argument("--log-level", default="info")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    missing = [
+        flag
+        for flag, value in (
+            ("--pod-name", args.pod_name),
+            ("--namespace", args.namespace),
+            ("--service-account", args.service_account),
+            ("--pod-ip", args.pod_ip),
+        )
+        if not value
+    ]
+    if missing:
+        print(f"meshlet sidecar: missing {', '.join(missing)}", file=sys.stderr)
+        return 2
+    setup_logging(args.log_level)
+    agent = AgentConfig(
+        pod_name=args.pod_name,
+        namespace=args.namespace,
+        service_account=args.service_account,
+        trust_domain=args.trust_domain,
+        ca_address=args.ca_address,
+        root_cert_path=args.root_cert,
+        token_path=args.token,
+        root_dir=args.root_dir,
+    )
+    options = SidecarOptions(
+        node_id=node_id(args.pod_ip, args.pod_name, args.namespace),
+        concurrency=args.concurrency,
+        agent=agent,
+        xds_address=args.xds_address,
+        run_dir=args.run_dir,
+        admin=("127.0.0.1", args.admin_port),
+        status=("0.0.0.0", args.status_port),
+        prometheus=("0.0.0.0", args.prometheus_port),
+        drain_seconds=args.drain_seconds,
+        log_level=args.log_level,
+        metadata={
+            "CLUSTER_ID": "Kubernetes",
+            "INSTANCE_IPS": args.pod_ip,
+            "ISTIO_VERSION": __version__,
+            "NAMESPACE": args.namespace,
+            "POD_NAME": args.pod_name,
+            "SERVICE_ACCOUNT": args.service_account,
+        },
+    )
+    try:
+        uvloop.run(run_sidecar(options))
+    except MeshletError as exc:
+        print(f"meshlet sidecar: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
