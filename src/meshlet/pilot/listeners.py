@@ -52,6 +52,7 @@ from meshlet.pilot.authn import ComposedMTLS
 from meshlet.pilot.routes import build_inbound_route_config, registry_only
 from meshlet.pilot.snapshot import Protocol, Proxy, Snapshot
 from meshlet.resources.istio import MTLSMode, ServerTLSSettings, TLSMode, TLSProtocol
+from meshlet.resources.validation.tls import VALID_CIPHER_SUITES
 
 __all__ = [
     "INBOUND_PORT",
@@ -202,33 +203,11 @@ def build_downstream_tls_context(settings: ServerTLSSettings) -> tls_pb2.Downstr
     )
 
 
-# Istio's ValidCipherSuites (pkg/config/security): the names Envoy's BoringSSL knows.
-_VALID_CIPHERS = frozenset(
-    {
-        "ECDHE-ECDSA-AES128-GCM-SHA256",
-        "ECDHE-RSA-AES128-GCM-SHA256",
-        "ECDHE-ECDSA-AES256-GCM-SHA384",
-        "ECDHE-RSA-AES256-GCM-SHA384",
-        "ECDHE-ECDSA-CHACHA20-POLY1305",
-        "ECDHE-RSA-CHACHA20-POLY1305",
-        "ECDHE-ECDSA-AES128-SHA",
-        "ECDHE-RSA-AES128-SHA",
-        "ECDHE-ECDSA-AES256-SHA",
-        "ECDHE-RSA-AES256-SHA",
-        "AES128-GCM-SHA256",
-        "AES256-GCM-SHA384",
-        "AES128-SHA",
-        "AES256-SHA",
-        "DES-CBC3-SHA",
-    }
-)
-
-
 def _filter_ciphers(ciphers: tuple[str, ...]) -> list[str]:
     """``security.FilterCipherSuites``: keep valid names once, in the user's order."""
     kept: list[str] = []
     for cipher in ciphers:
-        valid = cipher in _VALID_CIPHERS or (cipher and not cipher[0].isalnum())
+        valid = cipher in VALID_CIPHER_SUITES or (cipher and not cipher[0].isalnum())
         if valid and cipher not in kept:
             kept.append(cipher)
     return kept
