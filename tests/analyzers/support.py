@@ -55,15 +55,3 @@ def of(messages: Sequence[Message], code: str) -> list[Message]:
 
 def context(text: str, *, flag: bool = True) -> Context:
     return build_context(resources(text), mesh(flag=flag))
-
-
-def line_of(text: str, needle: str, *, after: str | None = None) -> int:
-    """The 1-based line of the first line holding ``needle`` (after the line holding ``after``)."""
-    started = after is None
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not started:
-            started = after in line
-            continue
-        if needle in line:
-            return number
-    raise AssertionError(f"{needle!r} not in the text")

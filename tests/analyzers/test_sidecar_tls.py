@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from meshlet.analyzers.message import Message
 from tests.analyzers import fixtures as f
-from tests.analyzers.support import FILE, line_of, of, run
+from tests.analyzers.support import FILE, of, run
+from tests.manifests import line_of
 
 TLS_LINE = line_of(f.join(f.DEPLOYMENT, f.SERVICE, f.SIDECAR), "    tls:")
 

@@ -4,7 +4,8 @@ lines they name, and what stays quiet."""
 from __future__ import annotations
 
 from tests.analyzers import fixtures as f
-from tests.analyzers.support import FILE, line_of, of, run
+from tests.analyzers.support import FILE, of, run
+from tests.manifests import line_of
 
 MISSING_CA = f.SECRETS.replace("name: httpbin-mtls-termination-cacert", "name: other")
 MISSING_CERT = f.SECRETS.replace("name: httpbin-mtls-termination\n", "name: other\n")

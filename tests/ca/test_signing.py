@@ -272,7 +272,9 @@ def test_self_signed_root(rsa_root: Signer) -> None:
     )
     assert root.issuer == root.subject
     assert isinstance(rsa_root.key, rsa.RSAPrivateKey) and rsa_root.key.key_size == 2048
-    assert root.not_valid_after_utc - root.not_valid_before_utc == timedelta(days=3650, minutes=2)
+    # Istio's self-signed root is valid from the moment it is made, for exactly 3650 days
+    # (the scenario's ROOTCA row: 2022-02-09T16:58:00Z to 2032-02-07T16:58:00Z)
+    assert root.not_valid_after_utc - root.not_valid_before_utc == timedelta(days=3650)
     constraints = root.extensions.get_extension_for_class(x509.BasicConstraints)
     assert constraints.critical and constraints.value.ca
     usage = root.extensions.get_extension_for_class(x509.KeyUsage)

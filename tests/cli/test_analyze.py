@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from meshlet.cli.main import main
-
-REPO = Path(__file__).resolve().parents[2]
+from tests import manifests
 
 
 @pytest.fixture(autouse=True)
@@ -679,7 +678,7 @@ def test_the_scenario_manifests_have_no_error(capsys: pytest.CaptureFixture[str]
             "--set",
             "values.pilot.env.ENABLE_TLS_ON_SIDECAR_INGRESS=true",
             "-f",
-            str(REPO / "examples" / "sidecar-tls-termination"),
+            str(manifests.EXAMPLE),
         ]
     )
     out = capsys.readouterr().out

@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from meshlet.cli.main import main
+from tests import manifests
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "examples" / "sidecar-tls-termination"
 FLAG_ON = ["--set", "values.pilot.env.ENABLE_TLS_ON_SIDECAR_INGRESS=true"]
 TYPES_1_TO_4 = {"MSH0001", "MSH0002", "MSH0003", "MSH0004", "MSH0005", "MSH0006"}
 
@@ -28,7 +27,7 @@ def _codes(lines: list[str]) -> set[str]:
 def test_no_error_and_no_finding_of_types_1_to_4(
     namespace: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["analyze", *namespace, *FLAG_ON, "-f", str(EXAMPLES)])
+    code = main(["analyze", *namespace, *FLAG_ON, "-f", str(manifests.EXAMPLE)])
     out = capsys.readouterr().out.splitlines()
     assert code == 0
     assert not any(line.startswith("Error ") for line in out)
@@ -39,11 +38,9 @@ def test_a_namespace_wide_strict_policy_without_the_port_level_disable(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     strict = tmp_path / "strict.yaml"
-    strict.write_text(
-        "apiVersion: security.istio.io/v1beta1\nkind: PeerAuthentication\n"
-        "metadata:\n  name: default\nspec:\n  mtls:\n    mode: STRICT\n"
-    )
-    sidecar = EXAMPLES / "sidecar.yaml"
+    strict.write_text(manifests.NAMESPACE_STRICT)
+    mtls_line = manifests.line_of(manifests.NAMESPACE_STRICT, "  mtls:")
+    sidecar = manifests.SIDECAR_PATH
     tls_line = sidecar.read_text().splitlines().index("    tls:") + 1
     code = main(
         [
@@ -52,7 +49,7 @@ def test_a_namespace_wide_strict_policy_without_the_port_level_disable(
             "test",
             *FLAG_ON,
             "-f",
-            str(EXAMPLES / "httpbin.yaml"),
+            str(manifests.HTTPBIN_PATH),
             "-f",
             str(sidecar),
             "-f",
@@ -65,7 +62,7 @@ def test_a_namespace_wide_strict_policy_without_the_port_level_disable(
         f"Warning [MSH0001] (Sidecar test/ingress-sidecar {sidecar}:{tls_line}) The tls "
         "settings of ingress port 9080 are ignored for Deployment test/httpbin: the port's "
         "mTLS mode is STRICT, set by the mtls of PeerAuthentication test/default "
-        f"({strict}:6), and the sidecar uses its own tls settings only where the mode is "
+        f"({strict}:{mtls_line}), and the sidecar uses its own tls settings only where the mode is "
         "DISABLE. As a result, a client's own TLS handshake meets the mesh certificate and a "
         "demand for a mesh client certificate, and fails. Fix: add a PeerAuthentication in "
         "namespace test with spec: {selector: {matchLabels: {app: httpbin, version: v1}}, "
@@ -74,7 +71,7 @@ def test_a_namespace_wide_strict_policy_without_the_port_level_disable(
 
 
 def test_the_flag_off_is_a_warning_not_an_error(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["analyze", "-n", "test", "-f", str(EXAMPLES)])
+    code = main(["analyze", "-n", "test", "-f", str(manifests.EXAMPLE)])
     captured = capsys.readouterr()
     assert code == 0
     assert captured.err == ""

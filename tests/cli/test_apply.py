@@ -7,83 +7,18 @@ from pathlib import Path
 
 import pytest
 
+from tests import manifests
 from tests.cli.conftest import Run
 from tests.cli.fake_cluster import FakeCluster
 
-HTTPBIN = """\
-apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: httpbin
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: httpbin
-  labels:
-    app: httpbin
-spec:
-  ports:
-  - port: 8443
-    name: https
-    targetPort: 9080
-  selector:
-    app: httpbin
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: httpbin
-spec:
-  replicas: 1
-  selector:
-    matchLabels:
-      app: httpbin
-  template:
-    metadata:
-      labels:
-        app: httpbin
-    spec:
-      serviceAccountName: httpbin
-      containers:
-      - image: docker.io/kennethreitz/httpbin
-        name: httpbin
-        ports:
-        - containerPort: 80
-"""
+HTTPBIN = manifests.HTTPBIN
+PEER_AUTHENTICATION = manifests.NAMESPACE_STRICT
 
-SIDECAR = """\
-apiVersion: networking.istio.io/v1alpha3
-kind: Sidecar
-metadata:
-  name: ingress-sidecar
-  namespace: test
-spec:
-  workloadSelector:
-    labels:
-      app: httpbin
-  ingress:
-  - port:
-      number: 9080
-      protocol: HTTPS
-      name: external
-    defaultEndpoint: 0.0.0.0:80
-    tls:
-      mode: {mode}
-      privateKey: "/etc/istio/tls-certs/tls.key"
-      serverCertificate: "/etc/istio/tls-certs/tls.crt"
-      caCertificates: "/etc/istio/tls-ca-certs/ca.crt"
-"""
 
-PEER_AUTHENTICATION = """\
-apiVersion: security.istio.io/v1beta1
-kind: PeerAuthentication
-metadata:
-  name: default
-spec:
-  mtls:
-    mode: STRICT
-"""
+def sidecar_tls(mode: str) -> str:
+    """The scenario's Sidecar with its port 9080 TLS in ``mode``."""
+    assert "      mode: MUTUAL\n" in manifests.SIDECAR
+    return manifests.SIDECAR.replace("      mode: MUTUAL\n", f"      mode: {mode}\n")
 
 
 def test_apply_prints_kubectl_lines(cluster: FakeCluster, meshlet: Run) -> None:
@@ -94,25 +29,24 @@ def test_apply_prints_kubectl_lines(cluster: FakeCluster, meshlet: Run) -> None:
     )
     request = cluster.sent("apply")[0]
     assert request["namespace"] == "test"
-    assert request["sources"] == [
-        {"file": "STDIN", "line": 1},
-        {"file": "STDIN", "line": 6},
-        {"file": "STDIN", "line": 20},
-    ]
+    lines = HTTPBIN.splitlines()
+    starts = [1] + [number + 1 for number, line in enumerate(lines, start=1) if line == "---"]
+    assert request["sources"] == [{"file": "STDIN", "line": line} for line in starts]
+    assert len(starts) == 3
     assert meshlet("-n", "test", "apply", "-f", "-", stdin=HTTPBIN).out.count("unchanged") == 3
 
 
 def test_apply_istio_kinds(cluster: FakeCluster, meshlet: Run) -> None:
-    sidecar = meshlet("-n", "test", "apply", "-f", "-", stdin=SIDECAR.format(mode="MUTUAL"))
+    sidecar = meshlet("-n", "test", "apply", "-f", "-", stdin=sidecar_tls("MUTUAL"))
     assert sidecar.out == "sidecar.networking.istio.io/ingress-sidecar created\n"
     pa = meshlet("-n", "test", "apply", "-f", "-", stdin=PEER_AUTHENTICATION)
     assert pa.out == "peerauthentication.security.istio.io/default created\n"
-    changed = meshlet("-n", "test", "apply", "-f", "-", stdin=SIDECAR.format(mode="SIMPLE"))
+    changed = meshlet("-n", "test", "apply", "-f", "-", stdin=sidecar_tls("SIMPLE"))
     assert changed.out == "sidecar.networking.istio.io/ingress-sidecar configured\n"
 
 
 def test_invalid_sidecar_refuses_everything(cluster: FakeCluster, meshlet: Run) -> None:
-    text = PEER_AUTHENTICATION + "---\n" + SIDECAR.format(mode="ISTIO_MUTUAL")
+    text = PEER_AUTHENTICATION + "---\n" + sidecar_tls("ISTIO_MUTUAL")
     result = meshlet("-n", "test", "apply", "-f", "-", stdin=text)
     assert result.code == 1
     assert result.out == ""
@@ -129,8 +63,9 @@ def test_load_error_names_file_and_line(cluster: FakeCluster, meshlet: Run, tmp_
     bad.write_text(HTTPBIN.replace("  replicas: 1", "  replicas: one"))
     result = meshlet("apply", "-f", str(bad))
     assert result.code == 1
+    line = manifests.line_of(HTTPBIN, "  replicas: 1")
     assert result.err == (
-        f'error: {bad}:25 Deployment httpbin: invalid type for "spec.replicas": '
+        f'error: {bad}:{line} Deployment httpbin: invalid type for "spec.replicas": '
         "expected integer, got string\n"
     )
     assert cluster.calls == []
@@ -142,7 +77,7 @@ def test_missing_file(cluster: FakeCluster, meshlet: Run) -> None:
 
 
 def test_namespace_mismatch(cluster: FakeCluster, meshlet: Run) -> None:
-    result = meshlet("-n", "other", "apply", "-f", "-", stdin=SIDECAR.format(mode="MUTUAL"))
+    result = meshlet("-n", "other", "apply", "-f", "-", stdin=sidecar_tls("MUTUAL"))
     assert result.code == 1
     assert result.err.startswith(
         'error: the namespace from the provided object "test" does not match'

@@ -28,6 +28,7 @@ import yaml
 from meshlet.cluster.client import ClusterClient
 from meshlet.runtime.config import NodeConfig
 from meshlet.runtime.iptables import save_tables
+from tests import manifests
 from tests.runtime.conftest import (
     EMPTY,
     fresh_config,
@@ -38,8 +39,7 @@ from tests.runtime.conftest import (
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-SLEEP = REPO / "samples" / "sleep" / "sleep.yaml"
+SLEEP = manifests.SAMPLE_SLEEP_PATH
 PLACEHOLDER = Path(__file__).with_name("placeholder_sidecar.py")
 INSTALL_LINES = ["✔ Istio core installed ⛵️", "✔ Istiod installed 🧠", "✔ Installation complete"]
 
@@ -162,7 +162,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         pytest.skip(reason)
     config = fresh_config()
     home = tmp_path / "meshlet-home"
-    env = {**os.environ, "MESHLET_HOME": str(home), "PYTHONPATH": str(REPO / "src")}
+    env = {**os.environ, "MESHLET_HOME": str(home), "PYTHONPATH": str(manifests.REPO / "src")}
     rules_before = host_iptables()
     cluster = Cluster(home, config, env)
     try:
@@ -280,8 +280,7 @@ def test_injected_pod_with_user_volumes_capture_and_secret_renewal(cluster: Clus
     (cluster.home / "images.yaml").write_text(
         f"images:\n  docker.io/istio/proxyv2:\n    entrypoint: [{sys.executable}, {PLACEHOLDER}]\n"
     )
-    namespace = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: test\n  labels:\n    istio-injection: enabled\n"
-    cluster.apply("-", "default", namespace)
+    cluster.apply("-", "default", manifests.TEST_NAMESPACE)
     secret = {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -300,7 +299,7 @@ def test_injected_pod_with_user_volumes_capture_and_secret_renewal(cluster: Clus
     }
     cluster.client.apply([secret, cacert], namespace="test")
     started = time.monotonic()
-    cluster.apply("httpbin.yaml", "test", HTTPBIN)
+    cluster.apply(manifests.HTTPBIN_PATH, "test")
     (pod,) = cluster.wait_for(
         "httpbin 2/2", lambda: ready_pods(cluster, "test", "app=httpbin", 2), 60
     )
@@ -370,56 +369,3 @@ def test_injected_pod_with_user_volumes_capture_and_secret_renewal(cluster: Clus
     # Deleting the namespace stops its pods and removes their network namespaces.
     cluster.client.delete("/Namespace", namespace=None, names=["test"])
     cluster.wait_for("the pod's network to go", lambda: not Path(netns).exists())
-
-
-HTTPBIN = """
-apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: httpbin
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: httpbin
-  labels:
-    app: httpbin
-    service: httpbin
-spec:
-  ports:
-  - port: 8443
-    name: https
-    targetPort: 9080
-  - port: 8080
-    name: http
-    targetPort: 9081
-  selector:
-    app: httpbin
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: httpbin
-spec:
-  replicas: 1
-  selector:
-    matchLabels:
-      app: httpbin
-      version: v1
-  template:
-    metadata:
-      labels:
-        app: httpbin
-        version: v1
-      annotations:
-        sidecar.istio.io/userVolume: '{"tls-secret":{"secret":{"secretName":"httpbin-mtls-termination","optional":true}},"tls-ca-secret":{"secret":{"secretName":"httpbin-mtls-termination-cacert"}}}'
-        sidecar.istio.io/userVolumeMount: '{"tls-secret":{"mountPath":"/etc/istio/tls-certs/","readOnly":true},"tls-ca-secret":{"mountPath":"/etc/istio/tls-ca-certs/","readOnly":true}}'
-    spec:
-      serviceAccountName: httpbin
-      containers:
-      - image: docker.io/kennethreitz/httpbin
-        imagePullPolicy: IfNotPresent
-        name: httpbin
-        ports:
-        - containerPort: 80
-"""

@@ -16,8 +16,7 @@ from meshlet.resources import istio, k8s
 from meshlet.resources.loader import decode_text
 from meshlet.resources.mesh import MeshSettings
 from meshlet.resources.objects import Resource
-
-REPO = Path(__file__).resolve().parents[2]
+from tests import manifests
 
 HTTPBIN_POD = "httpbin-5bbdbd6588-z9vbs"
 SLEEP_POD = "sleep-557747455f-brzf6"
@@ -53,11 +52,10 @@ def load(path: Path, namespace: str) -> list[Resource]:
 
 def scenario_resources() -> list[Resource]:
     resources: list[Resource] = []
-    for path in sorted((REPO / "examples" / "sidecar-tls-termination").glob("*.yaml")):
+    for path in sorted(manifests.EXAMPLE.glob("*.yaml")):
         resources.extend(load(path, "test"))
-    sleep = REPO / "samples" / "sleep" / "sleep.yaml"
-    resources.extend(load(sleep, "test"))
-    resources.extend(load(sleep, "default"))
+    resources.extend(load(manifests.SAMPLE_SLEEP_PATH, "test"))
+    resources.extend(load(manifests.SAMPLE_SLEEP_PATH, "default"))
     return resources
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.manifests_text import scenario_sidecar
+from tests.manifests import SIDECAR_PATH
 
 pytestmark = [
     pytest.mark.integration,
@@ -57,7 +57,7 @@ $CURL "https://httpbin.test.svc.cluster.local:9080/headers"
 
 def test_the_scenario_sidecar_serves_httpbin_over_mutual_tls(tmp_path: Path) -> None:
     subprocess.run(["sh", "-c", STEP_3], cwd=tmp_path, check=True, capture_output=True)
-    sidecar = scenario_sidecar().replace(
+    sidecar = SIDECAR_PATH.read_text().replace(
         "/etc/istio/tls-certs/tls.key", str(tmp_path / "httpbin.test.svc.cluster.local.key")
     )
     sidecar = sidecar.replace(

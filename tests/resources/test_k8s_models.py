@@ -15,6 +15,7 @@ from meshlet.resources.kinds.meta import top_level
 from meshlet.resources.loader import decode_text
 from meshlet.resources.objects import Resource
 from meshlet.resources.yamlsource import parse_documents
+from tests import manifests
 
 
 def one(text: str, namespace: str | None = None) -> Resource:
@@ -256,60 +257,11 @@ def test_what_kubectl_prints_decodes(text: str, expected: Any) -> None:
 
 # --- the scenario's objects -------------------------------------------------------------
 
-SCENARIO = """\
-apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: httpbin
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: httpbin
-  labels:
-    app: httpbin
-    service: httpbin
-spec:
-  ports:
-  - port: 8443
-    name: https
-    targetPort: 9080
-  - port: 8080
-    name: http
-    targetPort: 9081
-  selector:
-    app: httpbin
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: httpbin
-spec:
-  replicas: 1
-  selector:
-    matchLabels:
-      app: httpbin
-      version: v1
-  template:
-    metadata:
-      labels:
-        app: httpbin
-        version: v1
-      annotations:
-        sidecar.istio.io/userVolume: '{"tls-secret":{"secret":{"secretName":"httpbin-mtls-termination","optional":true}}}'
-    spec:
-      serviceAccountName: httpbin
-      containers:
-      - image: docker.io/kennethreitz/httpbin
-        imagePullPolicy: IfNotPresent
-        name: httpbin
-        ports:
-        - containerPort: 80
-"""
-
 
 def test_the_scenario_decodes_in_its_namespace() -> None:
-    values = [k8s.from_resource(r.in_namespace("test")) for r in decode_text(SCENARIO, "s.yaml")]
+    values = [
+        k8s.from_resource(r.in_namespace("test")) for r in decode_text(manifests.HTTPBIN, "s.yaml")
+    ]
     account, service, deployment = values
     assert account == k8s.ServiceAccount("httpbin", "test")
     assert isinstance(service, k8s.Service)

@@ -22,6 +22,7 @@ from meshlet.resources.validation.kubernetes import (
     validate_kubernetes,
 )
 from meshlet.resources.yamlsource import parse_documents
+from tests import manifests
 
 LABEL_MESSAGE = (
     "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
@@ -63,64 +64,7 @@ def findings(text: str) -> list[tuple[str, int | None]]:
 
 # --- what must pass ------------------------------------------------------------------------
 
-SCENARIO = """\
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: test
-  labels:
-    istio-injection: enabled
----
-apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: httpbin
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: httpbin
-  labels:
-    app: httpbin
-    service: httpbin
-spec:
-  ports:
-  - port: 8443
-    name: https
-    targetPort: 9080
-  - port: 8080
-    name: http
-    targetPort: 9081
-  selector:
-    app: httpbin
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: httpbin
-spec:
-  replicas: 1
-  selector:
-    matchLabels:
-      app: httpbin
-      version: v1
-  template:
-    metadata:
-      labels:
-        app: httpbin
-        version: v1
-      annotations:
-        sidecar.istio.io/userVolume: '{"tls-secret":{"secret":{"secretName":"httpbin-mtls-termination","optional":true}},"tls-ca-secret":{"secret":{"secretName":"httpbin-mtls-termination-cacert"}}}'
-        sidecar.istio.io/userVolumeMount: '{"tls-secret":{"mountPath":"/etc/istio/tls-certs/","readOnly":true},"tls-ca-secret":{"mountPath":"/etc/istio/tls-ca-certs/","readOnly":true}}'
-    spec:
-      serviceAccountName: httpbin
-      containers:
-      - image: docker.io/kennethreitz/httpbin
-        imagePullPolicy: IfNotPresent
-        name: httpbin
-        ports:
-        - containerPort: 80
----
+SECRET = """\
 apiVersion: v1
 kind: Secret
 metadata:
@@ -130,6 +74,7 @@ data:
   tls.crt: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg==
   tls.key: LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0tCg==
 """
+SCENARIO = manifests.join(manifests.TEST_NAMESPACE, manifests.HTTPBIN, SECRET)
 
 
 def test_the_scenario_is_valid() -> None:
@@ -184,25 +129,10 @@ def test_what_the_api_server_stored_is_valid(api_schemas: FsPath) -> None:
 
 # --- the copy-paste mistake, caught by the schema ----------------------------------------
 
-MISINDENTED_SELECTOR = """\
-apiVersion: v1
-kind: Service
-metadata:
-  name: httpbin
-  labels:
-    app: httpbin
-    service: httpbin
-spec:
-  ports:
-  - port: 8443
-    name: https
-    targetPort: 9080
-  - port: 8080
-    name: http
-    targetPort: 9081
-    selector:
-      app: httpbin
-"""
+MISINDENTED_SELECTOR = manifests.HTTPBIN_SERVICE.replace(
+    "  selector:\n    app: httpbin\n", "    selector:\n      app: httpbin\n"
+)
+SELECTOR_LINE = manifests.line_of(MISINDENTED_SELECTOR, "    selector:")
 
 
 def test_selector_indented_under_the_last_port() -> None:
@@ -210,9 +140,11 @@ def test_selector_indented_under_the_last_port() -> None:
         decode_text(MISINDENTED_SELECTOR, "httpbin.yaml")
     (error,) = caught.value.errors
     assert error.message == 'unknown field "spec.ports[1].selector"'
-    assert str(error.location) == "httpbin.yaml:16"
+    assert str(error.location) == f"httpbin.yaml:{SELECTOR_LINE}"
     assert str(error.resource) == "Service httpbin"
-    assert str(error) == 'httpbin.yaml:16 Service httpbin: unknown field "spec.ports[1].selector"'
+    assert str(error) == (
+        f'httpbin.yaml:{SELECTOR_LINE} Service httpbin: unknown field "spec.ports[1].selector"'
+    )
 
 
 # --- names, labels and annotations --------------------------------------------------------

@@ -24,6 +24,10 @@ identity only, and answers the chain, leaf first and root last. Authentication
 failures are ``UNAUTHENTICATED`` / ``request authenticate failure`` (the reason goes to
 the log, not to the caller); a CSR or TTL that cannot be signed is ``INVALID_ARGUMENT``.
 A validity of zero or less asks for the default TTL (24 h), as in Istio.
+
+On Kubernetes the CA is given a ``token_reviewer`` (``meshlet.kube.tokenreview``):
+a bearer token that meshlet's own token key did not sign is then checked with the
+API server's TokenReview, as istiod checks projected ServiceAccount tokens.
 """
 
 from __future__ import annotations
@@ -36,13 +40,13 @@ import shutil
 import socket
 import ssl
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
 
-from meshlet.ca.authn import authenticate
+from meshlet.ca.authn import authenticate, bearer_token
 from meshlet.ca.protocol import (
     METHOD_NAME,
     SERVICE_NAME,
@@ -54,6 +58,7 @@ from meshlet.ca.signing import (
     DEFAULT_WORKLOAD_TTL,
     MAX_WORKLOAD_TTL,
     Signer,
+    SpiffeId,
     format_go_duration,
     issue_serving_certificate,
     sign_csr,
@@ -98,8 +103,10 @@ class CAServer:
         server_names: Sequence[str] = ISTIOD_SERVER_NAMES,
         default_ttl: timedelta = DEFAULT_WORKLOAD_TTL,
         max_ttl: timedelta = MAX_WORKLOAD_TTL,
+        token_reviewer: Callable[[str], Awaitable[SpiffeId]] | None = None,
     ) -> None:
         self.signer = signer
+        self._token_reviewer = token_reviewer
         self._token_key = token_key
         self._now = now
         self.trust_domain = trust_domain
@@ -287,9 +294,12 @@ class CAServer:
                 now=now,
             )
         except AuthenticationError as exc:
-            log.info("CA: authentication failed: %s", exc.message)
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, AUTHENTICATION_FAILURE)
-            raise  # abort raises; this line is never reached
+            reviewed = await self._review_token(context, exc)
+            if reviewed is None:
+                log.info("CA: authentication failed: %s", exc.message)
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, AUTHENTICATION_FAILURE)
+                raise  # abort raises; this line is never reached
+            identity = reviewed
         seconds = int(request.validity_duration)
         try:
             ttl = timedelta(seconds=seconds) if seconds > 0 else self.default_ttl
@@ -317,6 +327,19 @@ class CAServer:
             raise
         log.info("CA: signed a certificate for %s (TTL %s)", identity, format_go_duration(ttl))
         return IstioCertificateResponse(cert_chain=chain)
+
+    async def _review_token(
+        self, context: grpc.aio.ServicerContext, failure: AuthenticationError
+    ) -> SpiffeId | None:
+        """The identity the API server's TokenReview gives the bearer token, if any."""
+        token = bearer_token(context.invocation_metadata() or ())
+        if self._token_reviewer is None or token is None:
+            return None
+        try:
+            return await self._token_reviewer(token)
+        except AuthenticationError as exc:
+            log.info("CA: authentication failed: %s; %s", failure.message, exc.message)
+            return None
 
 
 async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:

@@ -18,7 +18,8 @@ minutes in the past (clock skew between pods and the CA); NotAfter = now + TTL, 
 past the signer's own NotAfter. A TTL above the maximum is refused with Istio's message,
 durations written as Go writes them (``2400h0m0s``).
 
-``make_self_signed_root`` makes the cluster's root (O = trust domain), and
+``make_self_signed_root`` makes the cluster's root (O = trust domain; valid from now
+for exactly its TTL, 3650 days, as Istio's self-signed root is), and
 ``load_plugin_ca`` reads Istio's ``cacerts`` layout to sign as an intermediate.
 """
 
@@ -227,7 +228,7 @@ def make_self_signed_root(
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(_random_serial())
-        .not_valid_before(now - CLOCK_SKEW_GRACE)
+        .not_valid_before(now)  # as Istio's self-signed root: no clock-skew grace
         .not_valid_after(now + ttl)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(_ca_key_usage(), critical=True)

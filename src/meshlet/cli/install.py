@@ -17,6 +17,9 @@ answer.
 
 The node's prefix and ranges can be chosen with ``--node-prefix``, ``--pod-cidr`` and
 ``--service-cidr`` (two clusters, or tests, side by side).
+
+With ``--kubeconfig FILE`` both verbs work on that Kubernetes cluster instead
+(``meshlet.kube.cli``): no root, nothing local.
 """
 
 from __future__ import annotations
@@ -58,12 +61,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     install.add_argument("--node-prefix", default="meshlet", help=argparse.SUPPRESS)
     install.add_argument("--pod-cidr", default=None, help=argparse.SUPPRESS)
     install.add_argument("--service-cidr", default=None, help=argparse.SUPPRESS)
+    from meshlet.kube.cli import add_cluster_flags
+
+    add_cluster_flags(install, install=True)
     install.set_defaults(run=run_install)
     uninstall = subparsers.add_parser(
         "uninstall", help="stop the local cluster and remove everything of it"
     )
     uninstall.add_argument("--purge", action="store_true", help="remove every resource of meshlet")
     uninstall.add_argument("-y", "--skip-confirmation", action="store_true", help="do not ask")
+    add_cluster_flags(uninstall, install=False)
     uninstall.set_defaults(run=run_uninstall)
 
 
@@ -96,6 +103,10 @@ def run_install(args: argparse.Namespace) -> int:
     from meshlet.runtime.config import NodeConfig
     from meshlet.runtime.network import NodeNetwork
 
+    if getattr(args, "kubeconfig", None):
+        from meshlet.kube.cli import run_cluster_install
+
+        return run_cluster_install(args)
     _require_root("install")
     MeshSettings().with_set_flags(args.set_flags)  # refuse a bad --set before anything
     home = _home()
@@ -225,6 +236,11 @@ def run_uninstall(args: argparse.Namespace) -> int:
         raise UsageError(
             "meshlet uninstall needs --purge (meshlet has one revision: all of it goes)"
         )
+    if getattr(args, "kubeconfig", None):
+        _confirm(args)
+        from meshlet.kube.cli import run_cluster_uninstall
+
+        return run_cluster_uninstall(args)
     _require_root("uninstall")
     _confirm(args)
     home = _home()

@@ -16,6 +16,7 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TextIO
 
 import grpc
@@ -23,6 +24,7 @@ from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
 from meshlet.errors import ExitCode, MeshletError, UsageError
+from meshlet.kubectl import age
 from meshlet.xds.cache import parse_node_id, short_type
 from meshlet.xds.status import (
     DISPLAY_TYPES,
@@ -55,34 +57,7 @@ class ControlPlaneUnavailable(MeshletError):
 
 def human_duration(seconds: float) -> str:
     """A duration as kubectl and istioctl print ages (``45s``, ``3m20s``, ``5h``, ``2d3h``)."""
-    total = int(seconds)
-    if total < -1:
-        return "<invalid>"
-    if total < 0:
-        return "0s"
-    if total < 120:
-        return f"{total}s"
-    minutes = total // 60
-    if minutes < 10:
-        rest = total % 60
-        return f"{minutes}m" if rest == 0 else f"{minutes}m{rest}s"
-    if minutes < 180:
-        return f"{minutes}m"
-    hours = total // 3600
-    if hours < 8:
-        rest = minutes % 60
-        return f"{hours}h" if rest == 0 else f"{hours}h{rest}m"
-    if hours < 48:
-        return f"{hours}h"
-    if hours < 24 * 8:
-        rest = hours % 24
-        return f"{hours // 24}d" if rest == 0 else f"{hours // 24}d{rest}h"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24}d"
-    if hours < 24 * 365 * 8:
-        days = (hours // 24) % 365
-        return f"{hours // 24 // 365}y" if days == 0 else f"{hours // 24 // 365}y{days}d"
-    return f"{hours // 24 // 365}y"
+    return age.human_duration(timedelta(seconds=seconds))
 
 
 def format_table(rows: Sequence[Sequence[str]], padding: int = _PADDING) -> str:

@@ -20,7 +20,15 @@ only. The proxy runs with group 1337 (its traffic is not captured) and is probed
 15021 ``/healthz/ready``. The pod is annotated ``sidecar.istio.io/status`` as Istio
 annotates it, and ``istio.io/rev: default``.
 
-``kube-inject`` uses the same function. Pure: dicts in, a new dict out.
+With ``capture_init`` (a real Kubernetes cluster, where no local runtime writes the
+capture rules) the pod also gets Istio's ``istio-init`` init container: it runs
+``python -m meshlet.kube.istio_init`` from the sidecar's image with the pod's
+``traffic.sidecar.istio.io/…`` annotations as flags and the ``NET_ADMIN``/``NET_RAW``
+capabilities, and writes the same ``nat`` table the local runtime writes
+(``meshlet.runtime.capture``) before any other container starts.
+
+``kube-inject`` and the Kubernetes webhook use the same function. Pure: dicts in, a
+new dict out.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from meshlet.daemon.images import PROXY_IMAGE
 from meshlet.errors import ConfigError
 
 __all__ = [
+    "INIT_CONTAINER",
     "INJECT_ANNOTATION",
     "PROXY_CONTAINER",
     "InjectionSettings",
@@ -49,6 +58,14 @@ USER_VOLUME = "sidecar.istio.io/userVolume"
 USER_VOLUME_MOUNT = "sidecar.istio.io/userVolumeMount"
 STATUS_ANNOTATION = "sidecar.istio.io/status"
 PROXY_CONTAINER = "istio-proxy"
+INIT_CONTAINER = "istio-init"
+CAPTURE_ANNOTATIONS = (
+    ("traffic.sidecar.istio.io/includeInboundPorts", "--include-inbound-ports", "*"),
+    ("traffic.sidecar.istio.io/excludeInboundPorts", "--exclude-inbound-ports", ""),
+    ("traffic.sidecar.istio.io/excludeOutboundPorts", "--exclude-outbound-ports", ""),
+    ("traffic.sidecar.istio.io/includeOutboundIPRanges", "--include-outbound-ip-ranges", "*"),
+    ("traffic.sidecar.istio.io/excludeOutboundIPRanges", "--exclude-outbound-ip-ranges", ""),
+)
 PROXY_GID = 1337
 EXCLUDED_NAMESPACES = frozenset(
     {"kube-system", "kube-public", "kube-node-lease", "local-path-storage"}
@@ -65,6 +82,7 @@ class InjectionSettings:
     trust_domain: str = "cluster.local"
     root_namespace: str = "istio-system"
     concurrency: int = 2
+    capture_init: bool = False  # add istio-init (a real cluster; the local runtime captures)
 
 
 def _flag(value: Any) -> str | None:
@@ -269,6 +287,40 @@ def _proxy_volumes() -> list[dict[str, Any]]:
     ]
 
 
+def _init_container(settings: InjectionSettings, annotations: Mapping[str, str]) -> dict[str, Any]:
+    from meshlet.runtime.capture import capture_config_from_annotations
+
+    try:
+        capture_config_from_annotations(annotations)
+    except ValueError as error:
+        raise ConfigError(f"injection failed: annotation {error}") from None
+    args: list[str] = []
+    for annotation, flag, default in CAPTURE_ANNOTATIONS:
+        args += [flag, str(annotations.get(annotation, default))]
+    return {
+        "name": INIT_CONTAINER,
+        "image": settings.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["python", "-m", "meshlet.kube.istio_init"],
+        "args": args,
+        "resources": {
+            "limits": {"cpu": "2", "memory": "1Gi"},
+            "requests": {"cpu": "100m", "memory": "128Mi"},
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"add": ["NET_ADMIN", "NET_RAW"], "drop": ["ALL"]},
+            "privileged": False,
+            "readOnlyRootFilesystem": False,
+            "runAsGroup": 0,
+            "runAsNonRoot": False,
+            "runAsUser": 0,
+        },
+        "terminationMessagePath": "/dev/termination-log",
+        "terminationMessagePolicy": "File",
+    }
+
+
 def inject(pod: Mapping[str, Any], settings: InjectionSettings | None = None) -> dict[str, Any]:
     """``pod`` with the sidecar added (call ``injection_required`` first).
 
@@ -303,8 +355,15 @@ def inject(pod: Mapping[str, Any], settings: InjectionSettings | None = None) ->
     containers.append(_proxy_container(settings, user_mounts))
     spec["containers"] = containers
     spec["volumes"] = [*(spec.get("volumes") or []), *proxy_volumes, *user_volumes]
+    init_names: list[str] | None = None
+    if settings.capture_init:
+        spec["initContainers"] = [
+            *(spec.get("initContainers") or []),
+            _init_container(settings, annotations),
+        ]
+        init_names = [INIT_CONTAINER]
     status = {
-        "initContainers": None,
+        "initContainers": init_names,
         "containers": [PROXY_CONTAINER],
         "volumes": [v["name"] for v in proxy_volumes] + [v["name"] for v in user_volumes],
         "imagePullSecrets": None,

@@ -17,7 +17,8 @@ see ``config_dump``), ``/listeners`` and ``/clusters`` (text, or ``?format=json`
 ``/healthz/ready`` is 200 once the first config is applied by every worker and every
 listener is serving (it has its secrets and its address); before that 503 with the
 reason. Prometheus: ``/stats/prometheus`` with Envoy's metric names for the counters
-above and ``istio_build``.
+above and ``istio_build``, after Istio's standard metrics (``istio_requests_total`` …,
+see ``metrics``) summed over the workers.
 
 The rendering functions are pure (``render_stats``, ``render_prometheus``,
 ``render_listeners``, ``render_clusters``); ``OperatorServers`` owns the sockets.
@@ -44,6 +45,7 @@ from meshlet import __version__
 from meshlet.errors import MeshletError
 from meshlet.proxy._http import HttpRequest, HttpResponse, serve_connection
 from meshlet.proxy.config_dump import render_config_dump
+from meshlet.proxy.metrics import merge_snapshots, render_istio_metrics
 
 __all__ = [
     "AdminSource",
@@ -318,10 +320,16 @@ class OperatorServers:
                     await server.wait_closed()
 
     async def _stats(self) -> dict[str, int]:
+        return (await self._collect())[0]
+
+    async def _collect(self) -> tuple[dict[str, int], list[dict[str, object]]]:
+        """Envoy's counters and Istio's metrics, summed over the workers."""
+        statuses = await self.source.worker_statuses()
         stats = dict(self.source.agent_stats())
-        for name, value in merge_worker_stats(await self.source.worker_statuses()).items():
+        for name, value in merge_worker_stats(statuses).items():
             stats[name] = stats.get(name, 0) + value
-        return stats
+        series = merge_snapshots(status.get("istio_metrics") or [] for status in statuses)
+        return stats, series
 
     async def _admin(self, request: HttpRequest) -> HttpResponse:
         path = request.path
@@ -391,6 +399,6 @@ class OperatorServers:
     async def _prometheus(self, request: HttpRequest) -> HttpResponse:
         if request.path != "/stats/prometheus":
             return HttpResponse(404, b"not found\n")
-        return HttpResponse(
-            200, render_prometheus(await self._stats()), "text/plain; version=0.0.4"
-        )
+        stats, series = await self._collect()
+        body = render_istio_metrics(series).encode() + render_prometheus(stats)
+        return HttpResponse(200, body, "text/plain; version=0.0.4")

@@ -23,18 +23,35 @@ through in both directions with ``Content-Length`` or chunked framing; ``Expect:
 100-continue`` is answered by the proxy; keep-alive and pipelining follow the request's
 version and ``Connection``; the response head and the body bytes at hand go out in one
 write. HTTP/2 downstream lives in ``meshlet.proxy.http2``.
+
+Timeouts (HTTP/1.1), Envoy's edge values unless the proto sets them: between requests
+the idle timeout (1 h) runs and the connection is closed when it fires; from the first
+byte of a head, the request headers timeout (10 s) ends a slow client with 408; while a
+request is served, the stream idle timeout (5 min, renewed by each body chunk) answers
+408 ``stream timeout`` before the response started and resets the connection after. One
+``asyncio.Timeout`` per connection is moved between them.
+
+Telemetry: each request fills a ``RequestInfo``; when its response is written the
+connection's ``ConnectionMetrics`` count it (Istio's metrics) and the access log gets
+its line.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from email.utils import formatdate
 from typing import TYPE_CHECKING
 
+from meshlet.proxy.access_log import (
+    AccessLogBuffer,
+    RequestInfo,
+    format_access_log,
+    format_address,
+)
 from meshlet.proxy.http1 import (
     LAST_CHUNK,
     ChunkedDecoder,
@@ -45,6 +62,7 @@ from meshlet.proxy.http1 import (
 )
 from meshlet.proxy.http1_head import HeadError, RequestHead, scan_request_head
 from meshlet.proxy.http_headers import Header, TrafficDirection, get_header
+from meshlet.proxy.metrics import ConnectionMetrics
 from meshlet.proxy.routing import (
     UPSTREAM_RESET,
     HcmSettings,
@@ -83,6 +101,7 @@ class DownstreamInfo:
     tls: bool = False
     alpn: str | None = None
     client_cert_element: str | None = None  # this hop's XFCC element, once per connection
+    server_name: str | None = None  # the SNI the client sent
 
 
 @dataclass(slots=True)
@@ -106,6 +125,7 @@ class Response:
     local_body: bytes = b""
     content_length: int | None = None
     close: bool = False
+    info: RequestInfo | None = None  # filled by the router for the log and the metrics
 
 
 class _DateCache:
@@ -126,6 +146,62 @@ class _DateCache:
 _dates = _DateCache(time.time)
 
 
+class _StartTimes:
+    """Envoy's ``%START_TIME%`` (``2026-11-29T16:27:45.123Z``), the seconds cached."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, now: float) -> str:
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._prefix}.{int((now - second) * 1000):03d}Z"
+
+
+_start_times = _StartTimes()
+
+
+class _RequestIds:
+    """Random (version 4) UUIDs as Envoy's ``x-request-id``, from a pool of random
+    bytes refilled 4 KiB at a time instead of a system call per request."""
+
+    def __init__(self) -> None:
+        self._pool = b""
+        self._at = 0
+
+    def __call__(self) -> str:
+        if self._at + 16 > len(self._pool):
+            self._pool = os.urandom(4096)
+            self._at = 0
+        raw = int.from_bytes(self._pool[self._at : self._at + 16], "big")
+        self._at += 16
+        raw = (raw & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
+        text = f"{raw:032x}"
+        return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+_request_ids = _RequestIds()
+
+# Envoy's RESPONSE_CODE_DETAILS for the heads the proxy refuses.
+_HEAD_DETAILS = {
+    "head too large": "http1.headers_too_large",
+    "too many headers": "http1.too_many_headers",
+}
+
+
+class _Expired(Exception):
+    """A connection or stream timeout fired (which one: ``_Phase``)."""
+
+
+class _Phase:
+    IDLE = 0  # between requests: the idle timeout
+    HEADERS = 1  # a request head is arriving: the request headers timeout
+    STREAM = 2  # a request is being served: the stream idle timeout
+
+
 class HttpConnectionManager:
     """Serves one downstream connection (see the module docstring)."""
 
@@ -138,8 +214,11 @@ class HttpConnectionManager:
         downstream: DownstreamInfo,
         *,
         listener_port: int | None = None,
-        request_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        request_id: Callable[[], str] = _request_ids,
         date: Callable[[], bytes] = _dates,
+        metrics: ConnectionMetrics | None = None,
+        access_log: AccessLogBuffer | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.routes = routes
@@ -150,6 +229,11 @@ class HttpConnectionManager:
         self.request_id = request_id
         self.date = date
         self.requests = 0
+        self.metrics = metrics
+        self.access_log = access_log
+        self.wall_clock = wall_clock
+        self._local = format_address(downstream.destination)
+        self._remote = format_address(downstream.source)
 
     # --- serving ----------------------------------------------------------------------
 
@@ -173,23 +257,94 @@ class HttpConnectionManager:
 
     async def _serve_http1(self, stream: ByteStream) -> None:
         settings = self.settings
+        loop = asyncio.get_running_loop()
+        idle_timeout = settings.idle_timeout
+        headers_timeout = settings.request_headers_timeout
+        self._phase = _Phase.IDLE
+        self._response_started = False
+        try:
+            async with asyncio.timeout(None) as deadline:
+                self._deadline = deadline
+                await self._http1_loop(stream, loop, deadline, idle_timeout, headers_timeout)
+        except TimeoutError:
+            await self._expired(stream)
+
+    async def _expired(self, stream: ByteStream) -> None:
+        """A timeout fired: close when idle, 408 when the head or the stream stalled."""
+        phase = self._phase
+        if phase == _Phase.IDLE:
+            return
+        if phase == _Phase.STREAM and self._response_started:
+            stream.abort()
+            return
+        details = "request_header_timeout" if phase == _Phase.HEADERS else "stream_idle_timeout"
+        reason = "request timeout" if phase == _Phase.HEADERS else "stream timeout"
+        reply = local_reply(408, reason=reason, close=True)
+        info = self._current or self._new_info(asyncio.get_running_loop().time())
+        info.flags = "DT" if phase == _Phase.HEADERS else "SI"
+        info.details = details
+        response = self.local_response(reply, None)
+        response.info = info
+        try:
+            async with asyncio.timeout(1):
+                await self._write_http1(stream, None, response, False)
+        except (OSError, TimeoutError):
+            stream.abort()
+
+    def _new_info(self, started: float) -> RequestInfo:
+        return RequestInfo(
+            start_time=_start_times(self.wall_clock()),
+            started=started,
+            downstream_local=self._local,
+            downstream_remote=self._remote,
+            server_name=self.downstream.server_name,
+        )
+
+    async def _http1_loop(
+        self,
+        stream: ByteStream,
+        loop: asyncio.AbstractEventLoop,
+        deadline: asyncio.Timeout,
+        idle_timeout: float | None,
+        headers_timeout: float | None,
+    ) -> None:
+        settings = self.settings
         buffer = bytearray()
         searched = 0
+        max_head = settings.max_request_headers_kb * 1024
+        stream_idle = settings.stream_idle_timeout
+        self._current: RequestInfo | None = None
         while True:
+            # Between requests the idle timeout runs; from a head's first byte, the
+            # request headers timeout.
+            if not buffer:
+                self._phase = _Phase.IDLE
+                deadline.reschedule(None if idle_timeout is None else loop.time() + idle_timeout)
+            elif self._phase != _Phase.HEADERS:
+                self._phase = _Phase.HEADERS
+                deadline.reschedule(
+                    None if headers_timeout is None else loop.time() + headers_timeout
+                )
             found = scan_request_head(
                 bytes(buffer),
                 search_from=searched,
-                max_head_size=settings.max_request_headers_kb * 1024,
+                max_head_size=max_head,
                 max_headers=settings.max_headers_count,
             )
             if found is None:
                 if len(buffer) >= len(H2_PREFACE) and buffer.startswith(H2_PREFACE):
+                    deadline.reschedule(None)
                     await self._serve_http2(stream, bytes(buffer))
                     return
                 searched = len(buffer)
                 data = await stream.read(READ_SIZE)
                 if not data:
                     return
+                if not buffer and self._phase == _Phase.IDLE:
+                    self._phase = _Phase.HEADERS
+                    deadline.reschedule(
+                        None if headers_timeout is None else loop.time() + headers_timeout
+                    )
                 buffer += data
                 continue
             if isinstance(found, HeadError):
@@ -201,27 +356,45 @@ class HttpConnectionManager:
                             return
                         data += more
                     if data.startswith(H2_PREFACE):
+                        deadline.reschedule(None)
                         await self._serve_http2(stream, data)
                         return
-                await self._write_http1(stream, None, local_reply(found.status, close=True), False)
+                response = self.local_response(local_reply(found.status, close=True), None)
+                info = response.info = self._new_info(loop.time())
+                info.flags = "DPE"
+                info.details = _HEAD_DETAILS.get(found.reason, "http1.codec_error")
+                await self._write_http1(stream, None, response, False)
                 return
             head = found
             del buffer[: head.size]
             searched = 0
+            self._phase = _Phase.STREAM
+            self._response_started = False
+            deadline.reschedule(None if stream_idle is None else loop.time() + stream_idle)
+            info = self._current = self._new_info(loop.time())
+            info.head_received = head.size
             request, body_reader, error = self._request_from_http1(head, buffer, stream)
             if error is not None:
-                await self._write_http1(stream, None, error, False)
+                response = self.local_response(error, None)
+                info.method, info.path = head.method, head.target
+                info.flags = "DPE"
+                info.details = "http1.invalid_authority"
+                response.info = info
+                await self._write_http1(stream, None, response, False)
                 return
             assert request is not None
             if body_reader is not None and (
                 (get_header(head.headers, b"expect") or b"").lower() == b"100-continue"
             ):
                 stream.write(_CONTINUE)
-            response = await self.handle(request)
+            response = await self.handle(request, info)
             keep_alive = head.keep_alive and not response.close
             if body_reader is not None and not body_reader.done:
                 keep_alive = False  # the rest of the body was not read: the framing is lost
+            if body_reader is not None:
+                info.bytes_received = body_reader.received
             await self._write_http1(stream, head, response, keep_alive)
+            self._current = None
             if not keep_alive:
                 return
             if body_reader is not None:
@@ -274,35 +447,74 @@ class HttpConnectionManager:
         if not keep_alive:
             headers = [*headers, (b"connection", b"close")]
         out = render_response_head(response.status, headers)
-        if body is None:
-            if has_body:
-                out += response.local_body
-            stream.write(out)
-            await stream.drain()
-            return
-        if not has_body:
-            if not body.done:
-                body.abort()
-            stream.write(out)
-            await stream.drain()
-            return
+        head_size = len(out)
+        sent = 0
         try:
-            first = body.take_buffered()
-            out += encode_chunk(first) if chunked else first
-            while True:
-                if body.done:
-                    if chunked:
-                        out += LAST_CHUNK
-                    stream.write(out)
-                    await stream.drain()
-                    return
+            if body is None:
+                if has_body:
+                    out += response.local_body
+                    sent = len(response.local_body)
+                self._response_started = True
                 stream.write(out)
                 await stream.drain()
-                data = await body.read()
-                out = encode_chunk(data) if chunked else data
-        except BaseException:
-            body.abort()
-            raise
+                return
+            if not has_body:
+                if not body.done:
+                    body.abort()
+                self._response_started = True
+                stream.write(out)
+                await stream.drain()
+                return
+            try:
+                first = body.take_buffered()
+                sent = len(first)
+                out += encode_chunk(first) if chunked else first
+                deadline = self._deadline
+                stream_idle = self.settings.stream_idle_timeout
+                loop = asyncio.get_running_loop() if stream_idle is not None else None
+                while True:
+                    if body.done:
+                        if chunked:
+                            out += LAST_CHUNK
+                        self._response_started = True
+                        stream.write(out)
+                        await stream.drain()
+                        return
+                    self._response_started = True
+                    stream.write(out)
+                    await stream.drain()
+                    data = await body.read()
+                    sent += len(data)
+                    out = encode_chunk(data) if chunked else data
+                    if loop is not None and stream_idle is not None:
+                        deadline.reschedule(loop.time() + stream_idle)
+            except BaseException:
+                body.abort()
+                raise
+        finally:
+            info = response.info
+            if info is not None:
+                info.status = response.status
+                info.head_sent = head_size
+                info.bytes_sent = sent
+                self._observe(info)
+
+    def _observe(self, info: RequestInfo) -> None:
+        """Count the finished request and write its access log line."""
+        info.duration_ms = int((asyncio.get_running_loop().time() - info.started) * 1000)
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.record_request(
+                info.authority.decode("latin-1") if info.authority else "unknown",
+                "grpc" if info.grpc else "http",
+                info.status,
+                info.flags,
+                info.duration_ms,
+                info.head_received + info.bytes_received,
+                info.head_sent + info.bytes_sent,
+            )
+        if self.access_log is not None:
+            self.access_log.append(format_access_log(info))
 
     # --- the router -------------------------------------------------------------------
 
@@ -323,28 +535,69 @@ class HttpConnectionManager:
             request.authority.decode("latin-1"), request.target.decode("latin-1"), strip_port=strip
         )
 
-    async def handle(self, request: Request) -> Response:
-        """Route one request upstream and return the response to send downstream."""
+    async def handle(self, request: Request, info: RequestInfo | None = None) -> Response:
+        """Route one request upstream and return the response to send downstream.
+
+        ``info`` (the access log's and the metrics' record of the request) is filled in
+        and attached to the response; the writer completes it.
+        """
         self.requests += 1
+        if info is None:
+            info = self._new_info(asyncio.get_running_loop().time())
+        headers_in = request.headers
+        info.method = request.method
+        info.path = request.target
+        info.authority = request.authority
+        request_id = None
+        for name, value in headers_in:
+            lower = name.lower()
+            if lower == b"user-agent":
+                info.user_agent = value
+            elif lower == b"x-request-id":
+                request_id = value
+            elif lower == b"x-forwarded-for":
+                info.forwarded_for = value
+            elif lower == b"content-type" and value.startswith(b"application/grpc"):
+                info.grpc = True
+        response = await self._route(request, info, request_id)
+        response.info = info
+        return response
+
+    async def _route(
+        self, request: Request, info: RequestInfo, request_id: bytes | None
+    ) -> Response:
         table = self.route_table()
         decision = None if table is None else self._select(table, request)
         if decision is None:
+            info.flags, info.details = "NR", "route_not_found"
+            info.request_id = request_id
             return self.local_response(local_reply(404), None)
+        info.route_name = decision.route_name
+        info.upstream_cluster = decision.cluster
         cluster = self.config.clusters.get(decision.cluster)
+        if request_id is None:
+            generated = self.request_id()
+            info.request_id = generated.encode()
+        else:
+            generated = ""
+            info.request_id = request_id
         if cluster is None:
+            info.flags, info.details = "NC", "cluster_not_found"
             return self.local_response(LocalReply(503, b""), decision)
         try:
             endpoint = self.upstreams.pick(
                 cluster, self.config.endpoints, self.downstream.destination
             )
         except UpstreamFailure as failure:
+            info.flags, info.details = "UH", "no_healthy_upstream"
             return self.local_response(LocalReply(503, failure.reason.encode()), decision)
+        info.upstream_host = f"{endpoint.host}:{endpoint.port}"
         headers = upstream_request_headers(
             request.headers,
             self.settings,
             tls=self.downstream.tls,
             client_cert_element=self.downstream.client_cert_element,
-            request_id=self.request_id(),
+            request_id=generated,
             attempt_count=1 if decision.include_attempt_count else None,
         )
         if request.body is not None and request.body.content_length is None:
@@ -358,11 +611,23 @@ class HttpConnectionManager:
                     cluster, endpoint, method=request.method, head=head, body=request.body
                 )
         except TimeoutError:
+            info.flags, info.details = "UT", "response_timeout"
             return self.local_response(local_reply(504), decision)
         except UpstreamFailure as failure:
             reason = UPSTREAM_RESET + failure.reason
+            info.flags = _FAILURE_FLAGS.get(failure.reason.split(",", 1)[0], "UC")
+            info.details = (
+                "upstream_reset_before_response_started{"
+                + failure.reason.split(",", 1)[0].replace(" ", "_")
+                + "}"
+            )
+            if "transport failure reason: " in failure.reason:
+                info.transport_failure = failure.reason.split("transport failure reason: ", 1)[1]
             return self.local_response(LocalReply(503, reason.encode()), decision)
         elapsed_ms = int((loop.time() - started) * 1000)
+        info.service_time = elapsed_ms
+        info.details = "via_upstream"
+        info.upstream_local = upstream.local_address
         shaped = downstream_response_headers(
             upstream.head.headers,
             self.settings,
@@ -396,6 +661,16 @@ class HttpConnectionManager:
         )
 
 
+# Envoy's RESPONSE_FLAGS for the upstream failures the pools report.
+_FAILURE_FLAGS = {
+    "connection failure": "UF",
+    "connection timeout": "UF",
+    "overflow": "UO",
+    "connection termination": "UC",
+    "protocol error": "UPE",
+}
+
+
 class _Http1Body:
     """A downstream HTTP/1.1 request body, read as the upstream takes it."""
 
@@ -408,6 +683,7 @@ class _Http1Body:
         self._decoder = ChunkedDecoder() if chunked else None
         self.done = False
         self.leftover = b""
+        self.received = 0  # body bytes (decoded) read so far
 
     async def chunks(self) -> AsyncIterator[bytes]:
         while not self.done:
@@ -434,4 +710,5 @@ class _Http1Body:
                     self.done = True
                     self.leftover = data[len(piece) :]
             if piece:
+                self.received += len(piece)
                 yield piece

@@ -3,7 +3,8 @@
 Theory of operation: one reader loop feeds the connection's bytes to ``h2`` and acts on
 its events; each request stream runs in its own task, which builds a ``Request``, calls
 the connection manager's router and sends the response back. Limits are Envoy's: 100
-concurrent streams, a 60 KiB header list; ``h2`` validates inbound headers (upper-case
+concurrent streams, a 60 KiB header list, the connection manager's idle timeout while no
+stream is open (then GOAWAY); ``h2`` validates inbound headers (upper-case
 names and connection-specific headers are protocol errors).
 
 Flow control both ways: request body data is acknowledged to the client only when the
@@ -86,6 +87,7 @@ class Http2Server:
         conn.initiate_connection()
         conn.increment_flow_control_window(_CONNECTION_WINDOW)
         self.flush()
+        idle_timeout = self.manager.settings.idle_timeout
         try:
             async with asyncio.TaskGroup() as tasks:
                 data = initial
@@ -94,7 +96,16 @@ class Http2Server:
                         if data and not self._receive(data, tasks):
                             break
                         await self.stream.drain()
-                        data = await self.stream.read(READ_SIZE)
+                        if self.streams or idle_timeout is None:
+                            data = await self.stream.read(READ_SIZE)
+                        else:
+                            try:  # no stream open: the connection's idle timeout runs
+                                async with asyncio.timeout(idle_timeout):
+                                    data = await self.stream.read(READ_SIZE)
+                            except TimeoutError:
+                                self.conn.close_connection()  # GOAWAY, as Envoy does
+                                self.flush()
+                                break
                         if not data:
                             break
                 finally:
@@ -183,8 +194,12 @@ class Http2Server:
             content_length = int(length) if length is not None and length.isdigit() else None
             body = RequestBody(self._request_body(state), content_length)
         request = Request(method, target, authority, request_headers, body)
+        manager = self.manager
+        info = manager._new_info(asyncio.get_running_loop().time())
+        info.protocol = "HTTP/2"
+        info.head_received = sum(len(n) + len(v) for n, v in raw_headers)
         try:
-            response = await self.manager.handle(request)
+            response = await manager.handle(request, info)
             await self._respond(state, method, response)
         except UpstreamFailure:
             self._reset(state.id)
@@ -203,35 +218,46 @@ class Http2Server:
         headers.extend(response.headers)
         body = response.body
         no_body = method == b"HEAD" or response.status in (204, 304)
-        if body is None:
-            data = b"" if no_body else response.local_body
-            self.conn.send_headers(state.id, headers, end_stream=not data)
-            self.flush()
-            if data:
-                await self._send_data(state.id, data, end=True)
-            return
+        sent = 0
         try:
-            if no_body:
-                self.conn.send_headers(state.id, headers, end_stream=True)
+            if body is None:
+                data = b"" if no_body else response.local_body
+                sent = len(data)
+                self.conn.send_headers(state.id, headers, end_stream=not data)
                 self.flush()
-                return
-            first = body.take_buffered()
-            ended = body.done and not first
-            self.conn.send_headers(state.id, headers, end_stream=ended)
-            self.flush()
-            if ended:
-                return
-            data = first
-            while True:
-                if body.done:
-                    await self._send_data(state.id, data, end=True)
-                    return
                 if data:
-                    await self._send_data(state.id, data, end=False)
-                data = await body.read()
+                    await self._send_data(state.id, data, end=True)
+                return
+            try:
+                if no_body:
+                    self.conn.send_headers(state.id, headers, end_stream=True)
+                    self.flush()
+                    return
+                first = body.take_buffered()
+                ended = body.done and not first
+                self.conn.send_headers(state.id, headers, end_stream=ended)
+                self.flush()
+                if ended:
+                    return
+                data = first
+                while True:
+                    sent += len(data)
+                    if body.done:
+                        await self._send_data(state.id, data, end=True)
+                        return
+                    if data:
+                        await self._send_data(state.id, data, end=False)
+                    data = await body.read()
+            finally:
+                if not body.done:
+                    body.abort()
         finally:
-            if not body.done:
-                body.abort()
+            info = response.info
+            if info is not None:
+                info.status = response.status
+                info.bytes_sent = sent
+                info.head_sent = sum(len(n) + len(v) for n, v in headers)
+                self.manager._observe(info)
 
     async def _send_data(self, stream_id: int, data: bytes, *, end: bool) -> None:
         conn = self.conn

@@ -45,6 +45,7 @@ from meshlet.proxy.client_hello import (
     ClientHelloResult,
     MalformedClientHello,
 )
+from meshlet.proxy.limits import ConnectionGate
 
 __all__ = [
     "SO_ORIGINAL_DST",
@@ -107,7 +108,9 @@ class InspectingListener:
         listener_filters_timeout: float = 15.0,
         continue_on_listener_filters_timeout: bool = False,
         inspect_tls: bool = True,
+        gate: ConnectionGate | None = None,
     ) -> None:
+        self.gate = gate  # the listener's connection limit
         self.table = table
         self.on_chain = on_chain
         self.use_original_dst = use_original_dst
@@ -126,14 +129,25 @@ class InspectingListener:
                 tasks.create_task(self.handle(sock))
 
     async def handle(self, sock: socket.socket) -> None:
-        """One connection, start to hand-off; never raises (the connection is reset)."""
+        """One connection, start to end; never raises (the connection is reset).
+
+        Over the listener's connection limit the connection is closed at once.
+        """
         self.stats["downstream_cx_total"] += 1
+        gate = self.gate
+        if gate is not None and not gate.try_enter():
+            self.stats["downstream_cx_overflow"] += 1
+            reset_connection(sock)
+            return
         try:
             await self._dispatch(sock)
         except Exception:
             self.stats["downstream_cx_error"] += 1
             log.exception("connection failed in the listener")
             reset_connection(sock)
+        finally:
+            if gate is not None:
+                gate.leave()
 
     async def _dispatch(self, sock: socket.socket) -> None:
         sock.setblocking(False)

@@ -17,24 +17,21 @@ version and nonce last sent, and the last ACK or NACK. A request naming a nonce 
 than the last one sent is stale and ignored. A change of config wakes every stream,
 which sends each type whose resources changed, in the order clusters, endpoints,
 listeners, routes. A NACK from a worker is logged and kept for the admin endpoint; the
-same config is not sent again.
+same config is not sent again. The per-stream bookkeeping (queue, watches, nonces,
+ACK and NACK) is ``meshlet.xds.stream``'s, as in the control plane's server.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import itertools
 import logging
 import os
-import uuid
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
-from google.protobuf import any_pb2
+from envoy.service.discovery.v3 import ads_pb2_grpc
 from google.protobuf.message import Message
 
 from meshlet.proxy._unix import UnixPath
@@ -44,27 +41,17 @@ from meshlet.xds.cache import (
     LISTENER_TYPE,
     ROUTE_TYPE,
     TYPE_ORDER,
+    WILDCARD_TYPES,
     TypeResources,
     short_type,
 )
+from meshlet.xds.stream import AdsStream, Answer, Watch, discovery_response
 
 __all__ = ["LocalXdsServer", "StreamStatus"]
 
 log = logging.getLogger("meshlet.proxy.xdsproxy")
 
-_WILDCARD = frozenset({CLUSTER_TYPE, LISTENER_TYPE})
 _MAX_MESSAGE = 256 * 1024 * 1024
-_ids = itertools.count(1)
-
-
-@dataclass
-class _Watch:
-    names: frozenset[str] | None = None  # None: wildcard
-    nonce: str = ""
-    version: str = ""
-    sent: dict[str, bytes] = field(default_factory=dict)
-    acked_version: str = ""
-    nack: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,25 +64,6 @@ class StreamStatus:
     nacks: Mapping[str, str]  # short type -> last NACK message
 
 
-class _Stream:
-    def __init__(self, peer: str) -> None:
-        self.id = f"{peer}-{next(_ids)}"
-        self.peer = peer
-        self.node_id = ""
-        self.watches: dict[str, _Watch] = {}
-        self.queue: asyncio.Queue[Any] = asyncio.Queue()
-        self.push_pending = False
-
-    def wake(self) -> None:
-        if not self.push_pending:
-            self.push_pending = True
-            self.queue.put_nowait(_PUSH)
-
-
-_PUSH = object()
-_ENDED = object()
-
-
 class _Service(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignore[misc]
     def __init__(self, server: LocalXdsServer) -> None:
         self._server = server
@@ -103,39 +71,21 @@ class _Service(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignore
     async def StreamAggregatedResources(  # noqa: N802 (the gRPC method name)
         self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[Any]:
-        stream = _Stream(context.peer() or "worker")
-
-        async def read() -> None:
-            try:
-                async for request in request_iterator:
-                    stream.queue.put_nowait(request)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                stream.queue.put_nowait(exc)
-                return
-            stream.queue.put_nowait(_ENDED)
-
-        reader = asyncio.get_running_loop().create_task(read(), name="local xds reader")
-        self._server._streams[stream.id] = stream
+        stream = AdsStream(context.peer() or "worker", log=log, label="xDS proxy")
+        server = self._server
+        responses = stream.serve(
+            request_iterator,
+            lambda request: server._on_request(stream, request),
+            lambda: server._push(stream),
+        )
+        server._streams[stream.id] = stream
         try:
-            while True:
-                event = await stream.queue.get()
-                if event is _ENDED or isinstance(event, Exception):
-                    return
-                if event is _PUSH:
-                    stream.push_pending = False
-                    responses = self._server._push(stream)
-                else:
-                    responses = self._server._on_request(stream, event)
-                for response in responses:
+            async with contextlib.aclosing(responses):
+                async for response in responses:
                     yield response
         finally:
-            self._server._streams.pop(stream.id, None)
+            server._streams.pop(stream.id, None)
             log.info("xDS proxy: connection %s for node:%s closed", stream.id, stream.node_id)
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader
 
 
 class LocalXdsServer:
@@ -144,7 +94,7 @@ class LocalXdsServer:
     def __init__(self, socket_path: str) -> None:
         self.socket_path = os.path.abspath(socket_path)
         self._server: grpc.aio.Server | None = None
-        self._streams: dict[str, _Stream] = {}
+        self._streams: dict[str, AdsStream] = {}
         self._types: dict[str, TypeResources] | None = None
         self._messages: dict[str, dict[str, Message]] = {t: {} for t in TYPE_ORDER}
         #: How many configs were set (0: none yet).
@@ -234,7 +184,7 @@ class LocalXdsServer:
 
     # --- the protocol --------------------------------------------------------------------
 
-    def _on_request(self, stream: _Stream, request: Any) -> list[Any]:
+    def _on_request(self, stream: AdsStream, request: Any) -> list[Any]:
         if request.HasField("node") and request.node.id and not stream.node_id:
             stream.node_id = request.node.id
             log.info("xDS proxy: new connection %s for node:%s", stream.id, stream.node_id)
@@ -242,33 +192,18 @@ class LocalXdsServer:
         if type_url not in TYPE_ORDER:
             log.warning("xDS proxy: ignoring a request for type %s", type_url)
             return []
-        watch = stream.watches.setdefault(type_url, _Watch())
-        if request.response_nonce:
-            if request.response_nonce != watch.nonce:
-                return []  # stale
-            if request.HasField("error_detail") and (
-                request.error_detail.code or request.error_detail.message
-            ):
-                watch.nack = request.error_detail.message or f"code {request.error_detail.code}"
-                log.warning(
-                    "xDS proxy: %s: NACK node:%s version:%s: %s",
-                    short_type(type_url),
-                    stream.node_id,
-                    watch.version,
-                    watch.nack,
-                )
-            else:
-                watch.acked_version = request.version_info
-                watch.nack = ""
-        names = None if type_url in _WILDCARD else frozenset(request.resource_names)
-        first = not request.response_nonce
+        watch, answer = stream.receive(request)
+        if answer is Answer.STALE:
+            return []
+        names = None if type_url in WILDCARD_TYPES else frozenset(request.resource_names)
+        first = answer is Answer.REQUEST
         if names == watch.names and not first:
             return []  # an ACK or NACK of the same subscription
         watch.names = names
         response = self._response(watch, type_url, force=True)
         return [] if response is None else [response]
 
-    def _push(self, stream: _Stream) -> list[Any]:
+    def _push(self, stream: AdsStream) -> list[Any]:
         responses = []
         for type_url in TYPE_ORDER:
             watch = stream.watches.get(type_url)
@@ -279,7 +214,7 @@ class LocalXdsServer:
                 responses.append(response)
         return responses
 
-    def _response(self, watch: _Watch, type_url: str, *, force: bool) -> Any | None:
+    def _response(self, watch: Watch, type_url: str, *, force: bool) -> Any | None:
         if self._types is None:
             return None
         resources = self._types[type_url]
@@ -292,11 +227,6 @@ class LocalXdsServer:
         sent = {name: resources.digests[name] for name in names}
         if not force and sent == watch.sent and version == watch.version:
             return None
-        response = discovery_pb2.DiscoveryResponse(
-            version_info=version,
-            type_url=type_url,
-            nonce=uuid.uuid4().hex,
-            resources=[any_pb2.Any(type_url=type_url, value=resources.data[n]) for n in names],
-        )
+        response = discovery_response(type_url, version, (resources.data[n] for n in names))
         watch.sent, watch.version, watch.nonce = sent, version, response.nonce
         return response

@@ -31,6 +31,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from typing import Any
 
 from envoy.config.core.v3 import base_pb2 as core_base_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
@@ -50,7 +51,10 @@ from meshlet.proxy.http_headers import (
 
 __all__ = [
     "CONNECTION_FAILURE",
+    "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_REQUEST_HEADERS_TIMEOUT",
     "DEFAULT_ROUTE_TIMEOUT",
+    "DEFAULT_STREAM_IDLE_TIMEOUT",
     "HcmSettings",
     "LocalReply",
     "RouteDecision",
@@ -64,6 +68,9 @@ __all__ = [
 ]
 
 DEFAULT_ROUTE_TIMEOUT = 15.0  # Envoy's route timeout when the route sets none
+DEFAULT_IDLE_TIMEOUT = 3600.0  # common_http_protocol_options.idle_timeout: one hour
+DEFAULT_STREAM_IDLE_TIMEOUT = 300.0  # stream_idle_timeout: five minutes
+DEFAULT_REQUEST_HEADERS_TIMEOUT = 10.0  # request_headers_timeout, Envoy's edge value
 UPSTREAM_RESET = "upstream connect error or disconnect/reset before headers. reset reason: "
 CONNECTION_FAILURE = UPSTREAM_RESET + "connection failure"
 
@@ -93,6 +100,10 @@ class HcmSettings:
     max_request_headers_kb: int = 60
     max_headers_count: int = 100
     rds_name: str | None = None  # else the route configuration is inline
+    # Timeouts in seconds (None: off), Envoy's edge values when the proto sets none.
+    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT
+    request_headers_timeout: float | None = DEFAULT_REQUEST_HEADERS_TIMEOUT
+    stream_idle_timeout: float | None = DEFAULT_STREAM_IDLE_TIMEOUT
 
     @classmethod
     def from_proto(cls, hcm: hcm_pb2.HttpConnectionManager, listener_direction: int) -> HcmSettings:
@@ -126,7 +137,23 @@ class HcmSettings:
             max_request_headers_kb=hcm.max_request_headers_kb.value or 60,
             max_headers_count=headers_count,
             rds_name=hcm.rds.route_config_name if hcm.HasField("rds") else None,
+            idle_timeout=_timeout(
+                hcm.common_http_protocol_options, "idle_timeout", DEFAULT_IDLE_TIMEOUT
+            ),
+            request_headers_timeout=_timeout(
+                hcm, "request_headers_timeout", DEFAULT_REQUEST_HEADERS_TIMEOUT
+            ),
+            stream_idle_timeout=_timeout(hcm, "stream_idle_timeout", DEFAULT_STREAM_IDLE_TIMEOUT),
         )
+
+
+def _timeout(message: Any, name: str, default: float) -> float | None:
+    """A ``Duration`` field in seconds: ``default`` when unset, ``None`` when zero (off)."""
+    if not message.HasField(name):
+        return default
+    duration = getattr(message, name)
+    seconds = float(duration.seconds + duration.nanos / 1e9)
+    return seconds or None
 
 
 # --- routes ------------------------------------------------------------------------------

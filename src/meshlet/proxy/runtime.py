@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import base_pb2 as core_base_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.config.route.v3 import route_pb2
@@ -49,13 +50,16 @@ from envoy.extensions.transport_sockets.tls.v3 import secret_pb2, tls_pb2
 
 from meshlet.envoy.filter_chain import compile_filter_chains
 from meshlet.errors import TLSConfigError
+from meshlet.proxy.access_log import AccessLogBuffer
 from meshlet.proxy.hcm import DownstreamInfo, HttpConnectionManager
 from meshlet.proxy.http_headers import (
     ForwardClientCert,
     client_cert_element,
     describe_peer_certificate,
 )
+from meshlet.proxy.limits import ConnectionGate, ListenerLimits
 from meshlet.proxy.listener import AcceptedConnection, InspectingListener
+from meshlet.proxy.metrics import ConnectionLabels, MetricsRegistry, Reporter, Workload
 from meshlet.proxy.routing import HcmSettings, RouteTable
 from meshlet.proxy.streams import ByteStream, wrap_socket
 from meshlet.proxy.tcp_proxy import serve_tcp_proxy
@@ -168,8 +172,15 @@ class ProxyState:
         route_configs: Iterable[route_pb2.RouteConfiguration] = (),
         endpoints: Iterable[endpoint_pb2.ClusterLoadAssignment] = (),
         open_stream: OpenStream | None = None,
+        workload: Workload | None = None,
+        access_log: AccessLogBuffer | None = None,
     ) -> None:
         self.secrets = secrets
+        #: Istio's metrics of this process, and who it is for their labels.
+        self.metrics = MetricsRegistry()
+        self.workload = workload or Workload()
+        #: Where access log lines go (``None``: no access log).
+        self.access_log = access_log
         self.tls = TlsContextCache(secrets)
         self.upstreams = UpstreamManager(self.tls, open_stream=open_stream)
         self.stats: Counter[str] = Counter()
@@ -285,9 +296,18 @@ def _seconds(duration: object, default: float) -> float:
 class ListenerServer:
     """Serves one listener (see the module docstring)."""
 
-    def __init__(self, listener: listener_pb2.Listener, state: ProxyState) -> None:
+    def __init__(
+        self,
+        listener: listener_pb2.Listener,
+        state: ProxyState,
+        *,
+        limits: ListenerLimits | None = None,
+        gate: ConnectionGate | None = None,
+    ) -> None:
         self.state = state
         self.listener = listener
+        self.limits = limits or ListenerLimits.of(listener)
+        self.gate = gate or ConnectionGate(self.limits.max_connections)
         self.inspecting = InspectingListener(
             compile_filter_chains(listener),
             self._on_chain,
@@ -299,6 +319,7 @@ class ListenerServer:
             else _DEFAULT_FILTERS_TIMEOUT,
             continue_on_listener_filters_timeout=listener.continue_on_listener_filters_timeout,
             inspect_tls=_inspects_tls(listener),
+            gate=self.gate,
         )
         self.stats = self.inspecting.stats
         self._plans: dict[int, tuple[listener_components_pb2.FilterChain, _ChainPlan]] = {}
@@ -339,7 +360,7 @@ class ListenerServer:
             log.warning("filter chain %s: %s", chain.name, plan.problem)
             raise RuntimeError(plan.problem)  # the listener resets the connection
         try:
-            stream: ByteStream = await wrap_socket(sock)
+            stream: ByteStream = await wrap_socket(sock, max_buffer=self.limits.buffer_limit)
         except OSError:
             sock.close()
             return
@@ -360,6 +381,8 @@ class ListenerServer:
         facts = accepted.facts
         element: str | None = None
         alpn: str | None = None
+        local_principal = peer_principal = "unknown"
+        mutual = False
         if plan.tls is not None:
             try:
                 server = self.state.tls.server(plan.tls)
@@ -379,17 +402,38 @@ class ListenerServer:
             stream = tls_stream
             alpn = tls_stream.alpn_protocol
             peer = tls_stream.peer_certificate
-            if (
-                peer is not None
-                and plan.hcm is not None
-                and plan.hcm.forward_client_cert
-                in (ForwardClientCert.APPEND_FORWARD, ForwardClientCert.SANITIZE_SET)
-            ):
-                element = client_cert_element(
-                    describe_peer_certificate(peer),
-                    plan.hcm.client_cert_details,
-                    local_uri_sans=server.local_uri_sans,
-                )
+            if server.local_uri_sans:
+                local_principal = server.local_uri_sans[0]
+            if peer is not None:
+                mutual = True
+                try:
+                    described = describe_peer_certificate(peer)
+                except ValueError:
+                    described = None
+                if described is not None and described.uri_sans:
+                    peer_principal = described.uri_sans[0]
+                if (
+                    described is not None
+                    and plan.hcm is not None
+                    and plan.hcm.forward_client_cert
+                    in (ForwardClientCert.APPEND_FORWARD, ForwardClientCert.SANITIZE_SET)
+                ):
+                    element = client_cert_element(
+                        described,
+                        plan.hcm.client_cert_details,
+                        local_uri_sans=server.local_uri_sans,
+                    )
+        direction = self.listener.traffic_direction
+        labels = ConnectionLabels(
+            reporter=Reporter.SOURCE
+            if direction == core_base_pb2.OUTBOUND
+            else Reporter.DESTINATION,
+            local=self.state.workload,
+            local_principal=local_principal,
+            peer_principal=peer_principal,
+            mutual_tls=mutual,
+        )
+        metrics = self.state.metrics.connection(labels)
         destination = (facts.destination_ip, facts.destination_port)
         if plan.hcm is not None:
             info = DownstreamInfo(
@@ -398,10 +442,12 @@ class ListenerServer:
                 tls=plan.tls is not None,
                 alpn=alpn,
                 client_cert_element=element,
+                server_name=facts.server_name or None,
             )
             manager = HttpConnectionManager(
                 plan.hcm, plan.routes, config, self.state.upstreams, info,
-                listener_port=facts.destination_port,
+                listener_port=facts.destination_port, metrics=metrics,
+                access_log=self.state.access_log,
             )  # fmt: skip
             await manager.serve(stream)
         elif plan.tcp_proxy is not None:
@@ -412,6 +458,7 @@ class ListenerServer:
                 assignments=config.endpoints,
                 upstreams=self.state.upstreams,
                 original_destination=destination,
+                metrics=metrics,
             )
 
 

@@ -61,6 +61,7 @@ from google.protobuf.message import Message
 
 from meshlet import __version__
 from meshlet.agent.agent import Agent, AgentConfig
+from meshlet.agent.arguments import add_agent_arguments, agent_config, missing_flags
 from meshlet.agent.cache import SecretCache
 from meshlet.agent.sds import SDSServer, to_envoy_secret
 from meshlet.agent.secret import SecretSource, source_of
@@ -72,6 +73,7 @@ from meshlet.proxy._unix import UnixPath
 from meshlet.proxy.admin import OperatorServers
 from meshlet.proxy.config import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
 from meshlet.proxy.config_dump import Dumped, SecretState, build_config_dump, static_pipe_cluster
+from meshlet.proxy.limits import DEFAULT_MAX_CONNECTIONS
 from meshlet.proxy.local_xds import LocalXdsServer
 from meshlet.proxy.standalone import StandaloneConfig
 from meshlet.proxy.xds_client import XdsClient
@@ -109,6 +111,8 @@ class SidecarOptions:
     drain_seconds: float = 5.0
     log_level: str = "info"
     metadata: Mapping[str, str] = field(default_factory=dict)
+    access_log: str | None = "/dev/stdout"  # where the workers write it; None: no log
+    max_connections: int = DEFAULT_MAX_CONNECTIONS  # per listener, in each worker
 
 
 @dataclass
@@ -308,6 +312,9 @@ class Sidecar:
                 "--control-socket", worker.control,
                 "--drain-seconds", str(self.options.drain_seconds),
                 "--log-level", self.options.log_level,
+                "--node-metadata", json.dumps(self._worker_metadata(), sort_keys=True),
+                "--max-connections", str(self.options.max_connections),
+                "--access-log", self.options.access_log or "",
             ]  # fmt: skip
             worker.started = time.monotonic()
             # close_fds=False lets Python use posix_spawn (every fd it opens is already
@@ -331,6 +338,17 @@ class Sidecar:
             )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
+
+    def _worker_metadata(self) -> dict[str, str]:
+        """The node metadata the workers label their metrics with."""
+        metadata = dict(self.options.metadata)
+        standalone = self.options.standalone
+        if standalone is not None:
+            if standalone.workload_name:
+                metadata.setdefault("WORKLOAD_NAME", standalone.workload_name)
+            if standalone.labels:
+                metadata.setdefault("LABELS", json.dumps(dict(standalone.labels), sort_keys=True))
+        return metadata
 
     async def worker_statuses(self) -> list[dict[str, Any]]:
         async def one(worker: _WorkerProcess) -> dict[str, Any]:
@@ -582,22 +600,14 @@ async def run_sidecar(options: SidecarOptions) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    env = os.environ.get
     parser = argparse.ArgumentParser(
         prog="python -m meshlet.proxy.sidecar",
         description="Run a pod's sidecar: the agent and its proxy workers.",
     )
-    parser.add_argument("--pod-name", default=env("POD_NAME"))
-    parser.add_argument("--namespace", default=env("POD_NAMESPACE"))
-    parser.add_argument("--service-account", default=env("SERVICE_ACCOUNT"))
-    parser.add_argument("--pod-ip", default=env("INSTANCE_IP"))
-    parser.add_argument("--trust-domain", default=env("TRUST_DOMAIN", "cluster.local"))
+    add_agent_arguments(parser, os.environ, root_dir_help="the pod's root (sockets are under it)")
+    parser.add_argument("--pod-ip", default=os.environ.get("INSTANCE_IP"))
     parser.add_argument("--xds-address", required=True, help="host:port of the control plane")
-    parser.add_argument("--ca-address", default=env("CA_ADDR"), help="host:port of the CA")
-    parser.add_argument("--root-cert", required=True, help="the mesh root certificate (PEM)")
-    parser.add_argument("--token", help="the pod's token file")
     parser.add_argument("--concurrency", type=int, default=2)
-    parser.add_argument("--root-dir", default="/", help="the pod's root (sockets are under it)")
     parser.add_argument("--run-dir", help="where the local xDS and worker sockets go")
     parser.add_argument("--admin-port", type=int, default=15000)
     parser.add_argument("--status-port", type=int, default=15021)
@@ -607,36 +617,37 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _pod_metadata(args: argparse.Namespace) -> dict[str, str]:
+    """The node metadata of a pod's sidecar; the workload name and labels come from
+    ``ISTIO_META_WORKLOAD_NAME`` and ``ISTIO_METAJSON_LABELS`` when the pod sets them."""
+    metadata = {
+        "CLUSTER_ID": "Kubernetes",
+        "INSTANCE_IPS": args.pod_ip,
+        "ISTIO_VERSION": __version__,
+        "NAMESPACE": args.namespace,
+        "POD_NAME": args.pod_name,
+        "SERVICE_ACCOUNT": args.service_account,
+    }
+    workload = os.environ.get("ISTIO_META_WORKLOAD_NAME")
+    if workload:
+        metadata["WORKLOAD_NAME"] = workload
+    labels = os.environ.get("ISTIO_METAJSON_LABELS")
+    if labels:
+        metadata["LABELS"] = labels
+    return metadata
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    missing = [
-        flag
-        for flag, value in (
-            ("--pod-name", args.pod_name),
-            ("--namespace", args.namespace),
-            ("--service-account", args.service_account),
-            ("--pod-ip", args.pod_ip),
-        )
-        if not value
-    ]
+    missing = missing_flags(args, also=[("--pod-ip", "pod_ip")])
     if missing:
         print(f"meshlet sidecar: missing {', '.join(missing)}", file=sys.stderr)
         return 2
     setup_logging(args.log_level)
-    agent = AgentConfig(
-        pod_name=args.pod_name,
-        namespace=args.namespace,
-        service_account=args.service_account,
-        trust_domain=args.trust_domain,
-        ca_address=args.ca_address,
-        root_cert_path=args.root_cert,
-        token_path=args.token,
-        root_dir=args.root_dir,
-    )
     options = SidecarOptions(
         node_id=node_id(args.pod_ip, args.pod_name, args.namespace),
         concurrency=args.concurrency,
-        agent=agent,
+        agent=agent_config(args),
         xds_address=args.xds_address,
         run_dir=args.run_dir,
         admin=("127.0.0.1", args.admin_port),
@@ -644,14 +655,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prometheus=("0.0.0.0", args.prometheus_port),
         drain_seconds=args.drain_seconds,
         log_level=args.log_level,
-        metadata={
-            "CLUSTER_ID": "Kubernetes",
-            "INSTANCE_IPS": args.pod_ip,
-            "ISTIO_VERSION": __version__,
-            "NAMESPACE": args.namespace,
-            "POD_NAME": args.pod_name,
-            "SERVICE_ACCOUNT": args.service_account,
-        },
+        metadata=_pod_metadata(args),
     )
     try:
         uvloop.run(run_sidecar(options))

@@ -64,6 +64,8 @@ class StandaloneConfig:
     node_id: str
     listeners: tuple[listener_pb2.Listener, ...]
     clusters: tuple[cluster_pb2.Cluster, ...]
+    workload_name: str = ""  # the first Sidecar's name (its workload, for the metrics)
+    labels: tuple[tuple[str, str], ...] = ()  # its workloadSelector labels
 
 
 def _refuse(message: str, resource: Resource, path: tuple[str | int, ...] = ()) -> ConfigError:
@@ -165,6 +167,8 @@ def build_standalone_config(resources: Sequence[Resource]) -> StandaloneConfig:
     clusters: dict[str, cluster_pb2.Cluster] = {}
     ports: dict[int, Resource] = {}
     node_id = ""
+    workload_name = ""
+    labels: tuple[tuple[str, str], ...] = ()
     for resource in sidecar_resources:
         sidecar = Sidecar.from_resource(resource)
         workload = Workload(
@@ -181,7 +185,10 @@ def build_standalone_config(resources: Sequence[Resource]) -> StandaloneConfig:
             mesh=mesh,
         )
         proxy = Proxy(workload=workload, sidecar=sidecar)
-        node_id = node_id or proxy.id
+        if not node_id:
+            node_id = proxy.id
+            workload_name = workload.name
+            labels = tuple(sorted(workload.labels.items()))
         plan = plan_inbound(proxy, snapshot)
         if not plan:
             raise _refuse("the Sidecar has no ingress port to serve", resource, ("spec",))
@@ -220,4 +227,4 @@ def build_standalone_config(resources: Sequence[Resource]) -> StandaloneConfig:
     )
     if problems:
         raise ConfigError("the proxy cannot serve this config: " + "; ".join(problems))
-    return StandaloneConfig(node_id, tuple(listeners), built_clusters)
+    return StandaloneConfig(node_id, tuple(listeners), built_clusters, workload_name, labels)

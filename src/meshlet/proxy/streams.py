@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 READ_SIZE = 32 * 1024
-_MAX_BUFFER = 64 * 1024
+_MAX_BUFFER = 32 * 1024  # Envoy's edge per_connection_buffer_limit_bytes
 
 
 @runtime_checkable
@@ -73,6 +73,8 @@ class _StreamProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        # Writes are bounded as reads are: ``drain`` waits above ``max_buffer`` bytes.
+        self.transport.set_write_buffer_limits(high=self.max_buffer)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data

@@ -479,6 +479,11 @@ class TlsStream:
     def version(self) -> str | None:
         return self._ssl.version()
 
+    def get_extra_info(self, name: str) -> object:
+        """The underlying connection's (``sockname``, ``peername`` …)."""
+        get_extra_info = getattr(self.raw, "get_extra_info", None)
+        return None if get_extra_info is None else get_extra_info(name)
+
     def _flush(self) -> None:
         pending = self._outgoing.read()
         if pending:

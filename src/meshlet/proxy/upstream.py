@@ -164,6 +164,12 @@ class _Connection:
         self.state = state
         self.buffer = bytearray()
         self.reused = False
+        self.local_address: str | None = None
+        get_extra_info = getattr(stream, "get_extra_info", None)
+        if get_extra_info is not None:
+            local = get_extra_info("sockname")
+            if isinstance(local, tuple) and len(local) >= 2:
+                self.local_address = f"{local[0]}:{local[1]}"
 
     def stale(self) -> bool:
         at_eof = getattr(self.stream, "at_eof", None)
@@ -267,6 +273,7 @@ class ResponseBody:
 class UpstreamResponse:
     head: ResponseHead
     body: ResponseBody
+    local_address: str | None = None  # ``ip:port`` the connection to the host left from
 
     @property
     def content_length(self) -> int | None:
@@ -284,6 +291,11 @@ class UpstreamManager:
         self.tls = tls
         self._open_stream: OpenStream = open_stream or _open_tcp
         self._clusters: dict[str, _ClusterState] = {}
+        self._thresholds: dict[str, tuple[cluster_pb2.Cluster, _Thresholds]] = {}
+        self._hosts: dict[
+            str,
+            tuple[cluster_pb2.Cluster, endpoint_pb2.ClusterLoadAssignment | None, list[Endpoint]],
+        ] = {}
 
     def _state(self, name: str) -> _ClusterState:
         state = self._clusters.get(name)
@@ -320,13 +332,34 @@ class UpstreamManager:
                 ) from exc
         return stream
 
+    def _limits(self, cluster: cluster_pb2.Cluster) -> _Thresholds:
+        """The cluster's circuit breakers, read once per cluster proto."""
+        cached = self._thresholds.get(cluster.name)
+        if cached is None or cached[0] is not cluster:
+            cached = self._thresholds[cluster.name] = (cluster, _Thresholds.of(cluster))
+        return cached[1]
+
     def pick(
         self,
         cluster: cluster_pb2.Cluster,
         assignments: Mapping[str, endpoint_pb2.ClusterLoadAssignment],
         original_destination: tuple[str, int] | None,
     ) -> Endpoint:
-        hosts = cluster_hosts(cluster, assignments, original_destination)
+        if cluster.type == cluster_pb2.Cluster.ORIGINAL_DST:
+            hosts = cluster_hosts(cluster, assignments, original_destination)
+        else:
+            # The hosts of a STATIC or EDS cluster change only with the config: list them
+            # once per (cluster proto, endpoints) pair.
+            assignment = (
+                assignments.get(cluster.eds_cluster_config.service_name or cluster.name)
+                if cluster.type == cluster_pb2.Cluster.EDS
+                else None
+            )
+            cached = self._hosts.get(cluster.name)
+            if cached is None or cached[0] is not cluster or cached[1] is not assignment:
+                listed = cluster_hosts(cluster, assignments, original_destination)
+                cached = self._hosts[cluster.name] = (cluster, assignment, listed)
+            hosts = cached[2]
         if not hosts:
             raise UpstreamFailure("no healthy upstream", no_host=True)
         return hosts[next(self._state(cluster.name).turn) % len(hosts)]
@@ -335,7 +368,7 @@ class UpstreamManager:
         self, cluster: cluster_pb2.Cluster, endpoint: Endpoint, *, fresh: bool = False
     ) -> _Connection:
         state = self._state(cluster.name)
-        limits = _Thresholds.of(cluster)
+        limits = self._limits(cluster)
         key = (endpoint, cluster.transport_socket.SerializeToString(deterministic=True),
                cluster.upstream_bind_config.source_address.address)  # fmt: skip
         idle = state.idle.setdefault(key, [])
@@ -403,7 +436,7 @@ class UpstreamManager:
         """Send one request (``head`` rendered, ``body`` streamed) and read the response
         head. The caller reads the body from ``UpstreamResponse.body``."""
         state = self._state(cluster.name)
-        limits = _Thresholds.of(cluster)
+        limits = self._limits(cluster)
         if state.requests >= limits.max_requests:
             raise UpstreamFailure("overflow")
         state.requests += 1
@@ -448,7 +481,9 @@ class UpstreamManager:
         framing = response.body_framing(method)
         remaining = response.content_length or 0
         return UpstreamResponse(
-            response, ResponseBody(self, connection, framing, remaining, reusable)
+            response,
+            ResponseBody(self, connection, framing, remaining, reusable),
+            connection.local_address,
         )
 
     def _close(self, connection: _Connection) -> None:

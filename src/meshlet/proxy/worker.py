@@ -41,7 +41,7 @@ import signal
 import socket
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import uvloop
@@ -52,7 +52,10 @@ from meshlet.pilot.secrets import referenced_secret_names
 from meshlet.proxy._http import HttpRequest, HttpResponse, serve_connection
 from meshlet.proxy._logging import setup_logging
 from meshlet.proxy._unix import UnixPath
+from meshlet.proxy.access_log import AccessLogBuffer
 from meshlet.proxy.config import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
+from meshlet.proxy.limits import DEFAULT_MAX_CONNECTIONS, ConnectionGate, ListenerLimits
+from meshlet.proxy.metrics import Workload
 from meshlet.proxy.runtime import ListenerServer, ProxyState, bind_listener_socket
 from meshlet.proxy.sds_client import SdsClient
 from meshlet.proxy.xds_client import Backoff, XdsClient
@@ -79,6 +82,9 @@ class WorkerOptions:
     sds_socket: str
     control_socket: str
     drain_seconds: float = 5.0
+    node_metadata: Mapping[str, str] = field(default_factory=dict)
+    max_connections: int = DEFAULT_MAX_CONNECTIONS  # per listener
+    access_log: str | None = "/dev/stdout"  # None: no access log
 
 
 @dataclass
@@ -94,6 +100,7 @@ class _Listener:
     connections: set[asyncio.Task[None]] = field(default_factory=set)
     retired: Counter[str] = field(default_factory=Counter)  # counters of replaced servers
     reason: str = "not bound yet"
+    gate: ConnectionGate | None = None  # the connection limit, kept across config changes
 
     @property
     def ready(self) -> bool:
@@ -112,7 +119,21 @@ class Worker:
     def __init__(self, options: WorkerOptions) -> None:
         self.options = options
         self.sds = SdsClient(options.sds_socket, options.node_id)
-        self.state = ProxyState(self.sds)
+        self._log_fd: int | None = None
+        access_log = None
+        if options.access_log:
+            if options.access_log == "/dev/stdout":
+                self._log_fd = sys.stdout.fileno()
+            else:
+                self._log_fd = os.open(
+                    options.access_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644
+                )
+            access_log = AccessLogBuffer(self._write_log)
+        self.state = ProxyState(
+            self.sds,
+            workload=Workload.from_node(options.node_id, options.node_metadata),
+            access_log=access_log,
+        )
         self._xds_path = UnixPath(options.xds_socket)
         self.xds = XdsClient(
             self._xds_path.grpc_target,
@@ -126,6 +147,21 @@ class Worker:
         self._stop = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
         self.sds.subscribe(lambda _name: self._reconcile())
+
+    def _write_log(self, data: bytes) -> None:
+        fd = self._log_fd
+        if fd is None:
+            return
+        view = memoryview(data)
+        with contextlib.suppress(BlockingIOError, OSError):
+            while view:
+                view = view[os.write(fd, view) :]
+
+    def _server(self, entry: _Listener) -> ListenerServer:
+        limits = ListenerLimits.of(entry.proto, max_connections=self.options.max_connections)
+        if entry.gate is None:
+            entry.gate = ConnectionGate(limits.max_connections)
+        return ListenerServer(entry.proto, self.state, limits=limits, gate=entry.gate)
 
     # --- config --------------------------------------------------------------------------
 
@@ -171,7 +207,8 @@ class Worker:
                 entry = self.listeners[name] = _Listener(name, address, proto)
             if entry.server is not None and proto != entry.proto:
                 entry.retired.update(entry.server.stats)
-                entry.server = ListenerServer(proto, self.state)
+                entry.proto = proto
+                entry.server = self._server(entry)
             entry.proto = proto
             self._activate(entry)
 
@@ -196,7 +233,7 @@ class Worker:
                     log.warning("listener %s: %s", entry.name, reason)
                 entry.reason = reason
                 return
-            entry.server = ListenerServer(entry.proto, self.state)
+            entry.server = self._server(entry)
             entry.accept_task = asyncio.get_running_loop().create_task(
                 self._accept(entry), name=f"accept {entry.name}"
             )
@@ -290,6 +327,7 @@ class Worker:
                 for name, entry in sorted(self.listeners.items())
             },
             "stats": dict(sorted(self.state.stats.items())),
+            "istio_metrics": self.state.metrics.snapshot(),
             "secrets": sorted(name for name in self.sds.names if self.sds.get(name) is not None),
         }
 
@@ -340,11 +378,15 @@ class Worker:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.options.control_socket)
             self._xds_path.close()
+            if self.state.access_log is not None:
+                self.state.access_log.flush()
 
     async def _retry(self) -> None:
         parent = os.getppid()
         while True:
             await asyncio.sleep(_RETRY_SECONDS)
+            if self.state.access_log is not None:
+                self.state.access_log.flush()  # Envoy flushes its access logs every second
             if os.getppid() != parent:
                 log.warning("worker %d: the agent is gone; exiting", self.options.worker_id)
                 self.request_stop()
@@ -371,6 +413,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--control-socket", required=True)
     parser.add_argument("--drain-seconds", type=float, default=5.0)
     parser.add_argument("--log-level", default="info")
+    parser.add_argument("--node-metadata", default="{}", help="the node's metadata (JSON)")
+    parser.add_argument(
+        "--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
+        help="connections served at once per listener",
+    )  # fmt: skip
+    parser.add_argument(
+        "--access-log", default="/dev/stdout", help="where access log lines go ('' for none)"
+    )
     return parser
 
 
@@ -380,6 +430,14 @@ async def _serve(options: WorkerOptions) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, worker.request_stop)
     await worker.run()
+
+
+def _metadata(text: str) -> dict[str, str]:
+    try:
+        decoded = json.loads(text)
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in decoded.items()} if isinstance(decoded, dict) else {}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -393,6 +451,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sds_socket=args.sds_socket,
         control_socket=args.control_socket,
         drain_seconds=args.drain_seconds,
+        node_metadata=_metadata(args.node_metadata),
+        max_connections=args.max_connections,
+        access_log=args.access_log or None,
     )
     uvloop.run(_serve(options))
     return 0

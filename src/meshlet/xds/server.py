@@ -14,6 +14,8 @@ and nonce sent, the last nonce ACKed, and the last NACK. A request whose
 ``response_nonce`` is not the last one sent is stale and ignored. One that names it is
 an ACK, or a NACK when it carries ``error_detail``; a NACK is kept with its message
 (``proxy-status`` shows it) and the same config is not sent again — only a new one is.
+That bookkeeping, and the stream's queue of requests and pushes, is ``stream``'s,
+shared with the agent's local server.
 
 A response's version is a hash of the resources (``cache``): the same config always has
 the same version. CDS and LDS responses carry every resource; EDS and RDS responses
@@ -38,17 +40,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
-from google.protobuf import any_pb2
+from envoy.service.discovery.v3 import ads_pb2_grpc
 
 from meshlet import __version__
 from meshlet.pilot.snapshot import Snapshot
@@ -73,6 +73,7 @@ from meshlet.xds.status import (
     TypeStatus,
     syncz_response,
 )
+from meshlet.xds.stream import AdsStream, Answer, Watch, discovery_response
 
 __all__ = ["DEFAULT_DEBOUNCE", "AdsServer", "AdsService", "ServerTLS"]
 
@@ -81,7 +82,6 @@ log = logging.getLogger("meshlet.xds")
 DEFAULT_DEBOUNCE = 0.1
 _MAX_DEBOUNCE = 1.0
 _MAX_MESSAGE = 256 * 1024 * 1024
-_connection_ids = itertools.count(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,47 +93,13 @@ class ServerTLS:
     root_certificates: bytes | None = None
 
 
-class _Watch:
-    """One type on one connection."""
+class _Connection(AdsStream):
+    """One proxy's stream, with what its node metadata says of it."""
 
-    __slots__ = ("acked_nonce", "nack", "names", "nonce", "sent", "sent_at", "version")
-
-    def __init__(self) -> None:
-        self.names: frozenset[str] | None = None  # None: wildcard
-        self.nonce = ""
-        self.version = ""
-        self.acked_nonce = ""
-        self.nack = ""
-        self.sent: dict[str, bytes] = {}  # name -> digest last sent
-        self.sent_at: float | None = None  # wall-clock time of the last response
-
-
-class _Push:
-    """Queue marker: this connection's config changed."""
-
-
-class _Ended:
-    """Queue marker: the proxy closed its side."""
-
-
-_PUSH = _Push()
-_ENDED = _Ended()
-
-
-class _Connection:
     def __init__(self, peer: str) -> None:
-        self.id = f"{peer}-{next(_connection_ids)}"
-        self.node_id = ""
+        super().__init__(peer, log=log, label="ADS")
         self.cluster_id = ""
         self.istio_version = ""
-        self.watches: dict[str, _Watch] = {}
-        self.queue: asyncio.Queue[Any] = asyncio.Queue()
-        self.push_pending = False
-
-    def signal_push(self) -> None:
-        if not self.push_pending:
-            self.push_pending = True
-            self.queue.put_nowait(_PUSH)
 
     def status(self) -> ProxyStatus:
         types = []
@@ -159,15 +125,6 @@ class _Connection:
         )
 
 
-def _response(type_url: str, version: str, data: Iterable[bytes]) -> Any:
-    return discovery_pb2.DiscoveryResponse(
-        version_info=version,
-        type_url=type_url,
-        nonce=uuid.uuid4().hex,
-        resources=[any_pb2.Any(type_url=type_url, value=raw) for raw in data],
-    )
-
-
 class AdsService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignore[misc]
     """``envoy.service.discovery.v3.AggregatedDiscoveryService`` over the server's state."""
 
@@ -178,39 +135,20 @@ class AdsService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: igno
         self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[Any]:
         connection = _Connection(context.peer() or "ads")
-
-        async def read_requests() -> None:
-            try:
-                async for request in request_iterator:
-                    connection.queue.put_nowait(request)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                connection.queue.put_nowait(exc)
-                return
-            connection.queue.put_nowait(_ENDED)
-
-        reader = asyncio.get_running_loop().create_task(read_requests(), name="ads reader")
+        server = self._server
+        responses = connection.serve(
+            request_iterator,
+            lambda request: server._on_request(connection, request),
+            lambda: server._push_responses(connection),
+        )
         try:
-            while True:
-                event = await connection.queue.get()
-                if event is _ENDED:
-                    return
-                if isinstance(event, Exception):
-                    log.info("ADS: connection %s ended: %s", connection.id, event)
-                    return
-                if event is _PUSH:
-                    connection.push_pending = False
-                    responses = self._server._push_responses(connection)
-                else:
-                    responses = self._server._on_request(connection, event)
-                for response in responses:
+            async with contextlib.aclosing(responses):
+                async for response in responses:
                     yield response
+            if connection.error is not None:
+                log.info("ADS: connection %s ended: %s", connection.id, connection.error)
         finally:
-            self._server._disconnect(connection)
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader
+            server._disconnect(connection)
 
 
 class AdsServer:
@@ -338,7 +276,7 @@ class AdsServer:
             if changed:
                 for connection in self._connections.values():
                     if connection.node_id == node_id:
-                        connection.signal_push()
+                        connection.wake()
             await asyncio.sleep(0)  # let pushes and ACKs through between proxies
 
     def _rebuild(self, node_id: str, snapshot: Snapshot, impact: Impact | None) -> bool:
@@ -421,27 +359,11 @@ class AdsServer:
         if connection.id not in self._connections:
             self._connections[connection.id] = connection
             log.info("ADS: new connection %s for node:%s", connection.id, connection.node_id)
-        watch = connection.watches.setdefault(type_url, _Watch())
-        if request.response_nonce:
-            if request.response_nonce != watch.nonce:
-                log.debug("ADS: node:%s stale nonce for %s", connection.node_id, type_url)
-                return []
-            if request.HasField("error_detail") and (
-                request.error_detail.code or request.error_detail.message
-            ):
-                watch.nack = request.error_detail.message or f"code {request.error_detail.code}"
-                log.warning(
-                    "ADS: %s: NACK node:%s version:%s: %s",
-                    short_type(type_url),
-                    connection.node_id,
-                    watch.version,
-                    watch.nack,
-                )
-            else:
-                watch.acked_nonce = request.response_nonce
-                watch.nack = ""
-                if self._on_ack is not None:
-                    self._on_ack(connection.node_id, type_url, watch.version)
+        watch, answer = connection.receive(request)
+        if answer is Answer.STALE:
+            return []
+        if answer is Answer.ACK and self._on_ack is not None:
+            self._on_ack(connection.node_id, type_url, watch.version)
         names = None if type_url in WILDCARD_TYPES else frozenset(request.resource_names)
         first = not watch.nonce and watch.names is None and not request.response_nonce
         if names == watch.names and not first:
@@ -456,7 +378,7 @@ class AdsServer:
 
     def _response_for(
         self,
-        watch: _Watch,
+        watch: Watch,
         config: ProxyConfig,
         type_url: str,
         force: frozenset[str] | None,
@@ -482,7 +404,7 @@ class AdsServer:
             ]
             if not send:
                 return None  # nothing new (a name that went away is not announced)
-        response = _response(type_url, version, (resources.data[name] for name in send))
+        response = discovery_response(type_url, version, (resources.data[name] for name in send))
         if type_url in WILDCARD_TYPES:
             watch.sent = dict(resources.digests)
         else:

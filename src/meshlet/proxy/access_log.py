@@ -1,0 +1,121 @@
+"""The access log: one line per request in Istio's default text format.
+
+Theory of operation: the connection manager fills a ``RequestInfo`` while it serves a
+request (route, cluster, upstream host, response flags and details, bytes, times) and
+hands it to ``format_access_log``, which writes the line Istio's sidecars print with
+``meshConfig.accessLogFile: /dev/stdout`` and no format of their own::
+
+    [%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%"
+    %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS%
+    %CONNECTION_TERMINATION_DETAILS% "%UPSTREAM_TRANSPORT_FAILURE_REASON%"
+    %BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%
+    "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%"
+    "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" %UPSTREAM_CLUSTER% %UPSTREAM_LOCAL_ADDRESS%
+    %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS% %REQUESTED_SERVER_NAME%
+    %ROUTE_NAME%
+
+(on one line). As in Envoy, an empty or unknown value prints ``-``. Lines are gathered
+in an ``AccessLogBuffer`` and written in batches, as Envoy flushes its log files once a
+second, so a request costs one string format and no system call.
+
+Pure: the caller gives the start time as text and the function that writes bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["AccessLogBuffer", "RequestInfo", "format_access_log", "format_address"]
+
+_FLUSH_BYTES = 64 * 1024
+
+
+def format_address(address: tuple[str, int] | None) -> str | None:
+    """``ip:port`` (``[ip]:port`` for IPv6) as Envoy prints addresses."""
+    if address is None:
+        return None
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@dataclass(slots=True)
+class RequestInfo:
+    """What the access log and the metrics need of one request, filled as it is served."""
+
+    start_time: str  # RFC 3339 UTC with milliseconds, as Envoy's %START_TIME%
+    started: float  # the loop's clock when the request began (for the duration)
+    method: bytes | None = None
+    path: bytes | None = None
+    protocol: str = "HTTP/1.1"
+    authority: bytes | None = None
+    user_agent: bytes | None = None
+    forwarded_for: bytes | None = None
+    request_id: bytes | None = None
+    status: int = 0
+    flags: str = "-"
+    details: str | None = None
+    termination_details: str | None = None
+    transport_failure: str | None = None
+    bytes_received: int = 0  # request body bytes
+    bytes_sent: int = 0  # response body bytes
+    head_received: int = 0  # request head bytes (for istio_request_bytes)
+    head_sent: int = 0  # response head bytes (for istio_response_bytes)
+    duration_ms: int = 0
+    service_time: int | None = None
+    upstream_host: str | None = None
+    upstream_cluster: str | None = None
+    upstream_local: str | None = None
+    downstream_local: str | None = None
+    downstream_remote: str | None = None
+    server_name: str | None = None
+    route_name: str | None = None
+    grpc: bool = False
+
+
+def _text(value: bytes | str | int | None) -> str:
+    if value is None or value in (b"", ""):
+        return "-"
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    return str(value)
+
+
+def format_access_log(info: RequestInfo) -> str:
+    """The line (newline included) for a finished request (see the module docstring)."""
+    service_time = "-" if info.service_time is None else str(info.service_time)
+    return (
+        f'[{info.start_time}] "{_text(info.method)} {_text(info.path)} {info.protocol}" '
+        f"{info.status} {info.flags or '-'} {_text(info.details)} "
+        f'{_text(info.termination_details)} "{_text(info.transport_failure)}" '
+        f"{info.bytes_received} {info.bytes_sent} {info.duration_ms} {service_time} "
+        f'"{_text(info.forwarded_for)}" "{_text(info.user_agent)}" "{_text(info.request_id)}" '
+        f'"{_text(info.authority)}" "{_text(info.upstream_host)}" {_text(info.upstream_cluster)} '
+        f"{_text(info.upstream_local)} {_text(info.downstream_local)} "
+        f"{_text(info.downstream_remote)} {_text(info.server_name)} {_text(info.route_name)}\n"
+    )
+
+
+class AccessLogBuffer:
+    """Lines gathered and written in batches with ``write`` (``flush`` at least once a
+    second from the caller's timer; a full buffer flushes at once)."""
+
+    def __init__(self, write: Callable[[bytes], object], *, limit: int = _FLUSH_BYTES) -> None:
+        self._write = write
+        self._limit = limit
+        self._lines: list[str] = []
+        self._size = 0
+
+    def append(self, line: str) -> None:
+        self._lines.append(line)
+        self._size += len(line)
+        if self._size >= self._limit:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._lines:
+            return
+        data = "".join(self._lines).encode("utf-8", "replace")
+        self._lines.clear()
+        self._size = 0
+        self._write(data)
