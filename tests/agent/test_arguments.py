@@ -6,7 +6,14 @@ from __future__ import annotations
 import argparse
 from datetime import timedelta
 
-from meshlet.agent.arguments import add_agent_arguments, agent_config, missing_flags
+import pytest
+
+from meshlet.agent.arguments import (
+    add_agent_arguments,
+    agent_config,
+    missing_flags,
+    parse_go_duration,
+)
 from meshlet.agent.keys import KeyAlgorithm
 
 
@@ -49,3 +56,23 @@ def test_defaults_without_the_environment() -> None:
     assert config.token_path == "/t"
     assert config.cert_ttl == timedelta(seconds=60)
     assert config.key_options.algorithm is KeyAlgorithm.RSA
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("24h0m0s", 86400), ("90s", 90), ("1.5h", 5400), ("2h45m", 9900), ("300ms", 0.3), ("0", 0)],
+)
+def test_go_durations_are_read_as_go_reads_them(text: str, seconds: float) -> None:
+    assert parse_go_duration(text).total_seconds() == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "10", "1d", "h", "5 s", "1h-2m"])
+def test_what_go_refuses_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="time: invalid duration"):
+        parse_go_duration(text)
+
+
+def test_secret_ttl_sets_the_certificate_lifetime() -> None:
+    parser = argparse.ArgumentParser()
+    add_agent_arguments(parser, {"SECRET_TTL": "1h"}, root_dir_help="")
+    assert parser.parse_args(["--root-cert", "r.pem"]).cert_ttl == 3600

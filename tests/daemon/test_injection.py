@@ -152,3 +152,20 @@ def test_bad_annotations_fail_injection(volumes: str, mounts: str, message: str)
         annotations["sidecar.istio.io/userVolumeMount"] = mounts
     with pytest.raises(ConfigError, match=message):
         inject(pod(annotations=annotations))
+
+
+def test_proxy_metadata_becomes_the_proxy_environment() -> None:
+    config = "proxyMetadata:\n  SECRET_TTL: 40s\n  ISTIO_META_DNS_CAPTURE: 'true'\n"
+    injected = inject(pod(annotations={"proxy.istio.io/config": config}))
+    proxy = next(c for c in injected["spec"]["containers"] if c["name"] == PROXY_CONTAINER)
+    env = {e["name"]: e.get("value") for e in proxy["env"]}
+    assert env["SECRET_TTL"] == "40s"
+    assert env["ISTIO_META_DNS_CAPTURE"] == "true"
+    app = next(c for c in injected["spec"]["containers"] if c["name"] == "httpbin")
+    assert "env" not in app
+
+
+@pytest.mark.parametrize("config", ["proxyMetadata: [a, b]", "proxyMetadata: {A: 1}", "{"])
+def test_malformed_proxy_config_fails_injection(config: str) -> None:
+    with pytest.raises(ConfigError, match=r"injection failed: annotation proxy.istio.io/config"):
+        inject(pod(annotations={"proxy.istio.io/config": config}))

@@ -3,7 +3,7 @@ cluster (steps 1 to 9 run once for the module; each test puts back what it chang
 SIMPLE mode; MUTUAL refusing a client with no certificate, another CA's, an expired
 one; the TLS block ignored under STRICT, with ``analyze``'s warning; a renewed server
 certificate picked up within seconds; an invalid Sidecar refused; the flag off; the
-app killed and back."""
+app killed and back; the workload certificate rotated under load."""
 
 from __future__ import annotations
 
@@ -356,3 +356,76 @@ def test_the_app_killed_gives_503_from_the_sidecar_until_it_is_back(
 def _ready(cluster: E2ECluster, name: str) -> bool:
     done = cluster.meshlet("-n", "test", "get", "pod", name)
     return " 2/2 " in done.stdout and "Running" in done.stdout
+
+
+def _httpbin(secret_ttl: str | None = None) -> str:
+    """The scenario's httpbin, with ``proxyMetadata.SECRET_TTL`` on its pods when given."""
+    text = (EXAMPLES / "httpbin.yaml").read_text()
+    if secret_ttl is None:
+        return text
+    config = f"""'{{"proxyMetadata": {{"SECRET_TTL": "{secret_ttl}"}}}}'"""
+    return text.replace(
+        "      annotations:\n", f"      annotations:\n        proxy.istio.io/config: {config}\n", 1
+    )
+
+
+def _roll_httpbin(cluster: E2ECluster, text: str, old: str) -> str:
+    assert apply(cluster, text).returncode == 0
+
+    def new_pod_ready() -> str | None:
+        done = cluster.meshlet(
+            "-n", "test", "get", "pod", "-l", "app=httpbin", "-o", "jsonpath={.items..metadata.name}"
+        )  # fmt: skip
+        names = done.stdout.split()
+        if len(names) != 1 or names[0] == old:
+            return None
+        ready = cluster.meshlet("-n", "test", "wait", "--for=condition=Ready", f"pod/{names[0]}")
+        return names[0] if ready.returncode == 0 else None
+
+    return str(wait_until("the new httpbin pod", new_pod_ready, 60))
+
+
+def _default_serial(cluster: E2ECluster, pod: str) -> str:
+    done = cluster.meshlet("proxy-config", "secret", f"{pod}.test")
+    rows = {row[0]: row for row in parse_table(done.stdout).rows}
+    return rows["default"][4] if "default" in rows else ""
+
+
+def test_the_default_certificate_rotates_without_a_failed_request(cluster: E2ECluster) -> None:
+    original = cluster.pod("test", "app=httpbin")
+    pod = _roll_httpbin(cluster, _httpbin(secret_ttl="16s"), original)
+    try:
+        first = wait_until("the workload certificate", lambda: _default_serial(cluster, pod))
+        # in the mesh: the in-mesh sleep calls httpbin:8080 (mesh mTLS) for 20 seconds
+        loop = (
+            "end=$(($(date +%s) + 20))\n"
+            'while [ "$(date +%s)" -lt "$end" ]; do\n'
+            "  printf '%s ' $(curl -s -o /dev/null -w '%{http_code}' http://httpbin:8080/status/200)\n"
+            "  sleep 0.2\n"
+            "done\n"
+        )
+        binary = cluster.runner.env["PATH"].split(":")[0] + "/meshlet"
+        poller = subprocess.Popen(
+            [binary, "-n", "test", "exec", cluster.pod("test", "app=sleep"), "-c", "sleep",
+             "--", "sh", "-c", loop],
+            env=cluster.runner.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            rotated = wait_until(
+                "a rotated certificate",
+                lambda: (serial := _default_serial(cluster, pod)) not in ("", first) and serial,
+                20,
+            )
+            codes, errors = poller.communicate(timeout=40)
+        finally:
+            if poller.poll() is None:
+                poller.kill()
+                poller.wait()
+        assert rotated != first
+        answers = codes.split()
+        assert len(answers) > 20, (codes, errors)
+        assert set(answers) == {"200"}, codes
+    finally:
+        now = cluster.pod("test", "app=httpbin")
+        _roll_httpbin(cluster, _httpbin(), now)
+        wait_until("the scenario's answer", lambda: status_of(cluster, *CLIENT_CERT) == "200")

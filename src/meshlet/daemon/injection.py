@@ -39,6 +39,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
+
 from meshlet.daemon.images import PROXY_IMAGE
 from meshlet.errors import ConfigError
 
@@ -56,6 +58,7 @@ __all__ = [
 INJECT_ANNOTATION = "sidecar.istio.io/inject"
 USER_VOLUME = "sidecar.istio.io/userVolume"
 USER_VOLUME_MOUNT = "sidecar.istio.io/userVolumeMount"
+PROXY_CONFIG = "proxy.istio.io/config"
 STATUS_ANNOTATION = "sidecar.istio.io/status"
 PROXY_CONTAINER = "istio-proxy"
 INIT_CONTAINER = "istio-init"
@@ -164,6 +167,28 @@ def parse_user_volume_mounts(annotations: Mapping[str, str]) -> list[dict[str, A
                 f"{mount['name']!r} needs a mountPath"
             )
     return mounts
+
+
+def parse_proxy_metadata(annotations: Mapping[str, str]) -> dict[str, str]:
+    """``proxyMetadata`` of the ``proxy.istio.io/config`` annotation (a ProxyConfig in
+    YAML or JSON): environment variables Istio sets on the istio-proxy container."""
+    raw = annotations.get(PROXY_CONFIG)
+    if not raw:
+        return {}
+    try:
+        config = yaml.safe_load(raw)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"injection failed: annotation {PROXY_CONFIG}: {error}") from None
+    metadata = (config or {}).get("proxyMetadata") if isinstance(config, dict) else None
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise ConfigError(
+            f"injection failed: annotation {PROXY_CONFIG}: proxyMetadata must map names to strings"
+        )
+    return dict(metadata)
 
 
 def _proxy_container(
@@ -352,7 +377,12 @@ def inject(pod: Mapping[str, Any], settings: InjectionSettings | None = None) ->
                 "which the pod does not have"
             )
     containers = list(spec.get("containers") or [])
-    containers.append(_proxy_container(settings, user_mounts))
+    proxy = _proxy_container(settings, user_mounts)
+    proxy["env"].extend(
+        {"name": name, "value": value}
+        for name, value in sorted(parse_proxy_metadata(annotations).items())
+    )
+    containers.append(proxy)
     spec["containers"] = containers
     spec["volumes"] = [*(spec.get("volumes") or []), *proxy_volumes, *user_volumes]
     init_names: list[str] | None = None
