@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from meshlet.agent import Agent
+from meshlet.agent import Agent, file_secrets
 from meshlet.ca.signing import Signer
 from tests.agent.conftest import Issued, KubeVolume, StartAgent, issue, serial_of
 from tests.agent.sds_client import SDSClient, chain_of, key_of, tls_handshake, trusted_ca_of
@@ -243,3 +243,36 @@ async def test_symlink_to_another_directory_is_followed(
         await client.receive_until(lambda s: name in s)
         write_pair(real, second)
         await client.receive_until(lambda s: serial_of(chain_of(s[name])) == second.serial)
+
+
+async def test_other_files_in_the_folder_do_not_reload_the_pair(
+    tmp_path: Path, signer: Signer, start_agent: StartAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A log file or another secret beside the pair wakes the watch; the pair is not read
+    and checked again (a key check costs a signature), until one of its files changes."""
+    loads: list[object] = []
+    real_load = file_secrets.load_file_secret
+
+    def counting_load(spec: object) -> object:
+        loads.append(spec)
+        return real_load(spec)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(file_secrets, "load_file_secret", counting_load)
+    directory = tmp_path / "busy"
+    directory.mkdir()
+    first, second = issue(signer), issue(signer)
+    write_pair(directory, first)
+    name = file_cert_name(directory)
+    agent = await start_agent(file_poll_interval=NO_POLL)
+    async with SDSClient(agent.sds_socket_path) as client:
+        client.send([name])
+        await client.receive_until(lambda s: name in s)
+        settled = len(loads)
+        for line in range(5):
+            with (directory / "proxy.log").open("a") as log_file:
+                log_file.write(f"line {line}\n")
+            await asyncio.sleep(0.5)  # past the watch's debounce, so each write wakes it
+        assert len(loads) == settled
+        write_pair(directory, second)
+        await client.receive_until(lambda s: serial_of(chain_of(s[name])) == second.serial)
+        assert len(loads) > settled

@@ -266,12 +266,18 @@ class FileSecrets:
         watched: frozenset[str] = frozenset()
         announced = False
         attempt = 0
+        loaded: _Fingerprint | None = None
         try:
             while True:
                 watch.wake.clear()
                 events, watch.events = watch.events, []
                 before = _fingerprint(paths)
-                self._load(name, watch, events)
+                # A change elsewhere in the folder (a log file, another secret) wakes the
+                # watch too: read and check the pair again only when one of its files did
+                # change, since checking a key against its certificate costs a signature.
+                if before != loaded or watch.item is None or watch.last_error is not None:
+                    self._load(name, watch, events)
+                    loaded = before
                 dirs = _watch_dirs(paths)
                 # A new watch takes a moment to be set up: check the files once soon
                 # after, in case they changed in between.
