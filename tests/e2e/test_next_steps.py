@@ -429,3 +429,30 @@ def test_the_default_certificate_rotates_without_a_failed_request(cluster: E2ECl
         now = cluster.pod("test", "app=httpbin")
         _roll_httpbin(cluster, _httpbin(), now)
         wait_until("the scenario's answer", lambda: status_of(cluster, *CLIENT_CERT) == "200")
+
+
+def test_port_forward_reaches_the_app_inside_its_pod(cluster: E2ECluster) -> None:
+    binary = cluster.runner.env["PATH"].split(":")[0] + "/meshlet"
+    forward = subprocess.Popen(
+        [binary, "-n", "test", "port-forward", "deployment/httpbin", ":80"],
+        env=cluster.runner.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert forward.stdout is not None
+        first = forward.stdout.readline()
+        assert first.startswith("Forwarding from 127.0.0.1:") and first.endswith(" -> 80\n"), first
+        port = int(first.split(":")[1].split()[0])
+        done = subprocess.run(
+            ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+             f"http://127.0.0.1:{port}/status/418"],
+            capture_output=True, text=True, timeout=20, check=False,
+        )  # fmt: skip
+        assert done.stdout == "418", done
+    finally:
+        forward.send_signal(signal.SIGINT)
+        try:
+            forward.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            forward.kill()
+            forward.wait()
+    assert forward.returncode == 0

@@ -221,3 +221,34 @@ async def test_cluster_dns_answers_pods_at_once(node, processes, tmp_path):
         table.replace(service_names([("httpbin", "test", vip), ("later", "test", vip + 1)]))
         code, out, _ = await getent("later")
         assert (code, out.split()[0]) == (0, str(vip + 1))
+
+
+@pytest.fixture
+def var_lib_dir():
+    """A container directory under /var/lib, as a MESHLET_HOME of /var/lib/meshlet gives."""
+    directory = Path(f"/var/lib/meshlet-test-{os.getpid()}-{time.monotonic_ns()}")
+    directory.mkdir(parents=True)
+    yield directory
+    subprocess.run(["rm", "-rf", str(directory)], check=False)
+
+
+def test_a_mount_path_under_the_folder_of_the_container_directory(
+    node, processes, tmp_path, var_lib_dir
+):
+    """The container's own scratch directory lies below the folder an overlay is made of
+    (``/var/lib``, for a mountPath such as ``/var/lib/istio/data``): the overlay must
+    neither hide the scratch space nor move it into itself."""
+    pod = node.add_pod("var-lib")
+    data = tmp_path / "data"
+    write_secret_volume(data, {"token": b"a token\n"})
+    target = f"/var/lib/{var_lib_dir.name}-istio/data"
+    proxy = start(
+        processes, node, pod, var_lib_dir / "c", ["sleep", "60"], gid=1337,
+        volumes=(
+            Mount(str(data), target, read_only=True),
+            Mount(str(data), f"/var/lib/{var_lib_dir.name}-other/more", read_only=True),
+        ),
+    )  # fmt: skip
+    wait_started(proxy)
+    assert exec_output(proxy.pid, ["cat", f"{target}/token"]) == (0, "a token\n")
+    assert not Path(target).exists()  # nothing made on the host

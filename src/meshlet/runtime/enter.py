@@ -103,7 +103,7 @@ class _MountNamespace:
 
     def __init__(self, scratch: str) -> None:
         self.scratch = scratch
-        self.scratch_ready = False
+        self.scratch_fd: int | None = None  # the scratch tmpfs, reached by descriptor
         self.overlays: list[str] = []
 
     def _overlaid(self, path: str) -> bool:
@@ -112,16 +112,23 @@ class _MountNamespace:
     def _overlay(self, ancestor: str) -> None:
         if any(c in ancestor for c in ",:\\"):
             raise SetupError(f"cannot overlay {ancestor}: the path has ',', ':' or '\\'")
-        if not self.scratch_ready:
+        if self.scratch_fd is None:
             _mount("tmpfs", self.scratch, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
-            self.scratch_ready = True
-        layer = os.path.join(self.scratch, str(len(self.overlays)))
-        upper, work, merged = (os.path.join(layer, d) for d in ("upper", "work", "merged"))
+            self.scratch_fd = os.open(self.scratch, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        # The layers are reached through the descriptor, not the scratch path: the path
+        # may lie below the ancestor (``/var`` holds ``/var/lib/meshlet``), where the
+        # overlay hides it, and the scratch mount itself must stay where it is (moving
+        # it into its own ``merged`` directory would be a loop).
+        layer = f"/proc/self/fd/{self.scratch_fd}/{len(self.overlays)}"
+        upper, work, merged = (f"{layer}/{d}" for d in ("upper", "work", "merged"))
         for directory in (upper, work, merged):
             os.makedirs(directory)
         options = f"lowerdir={ancestor},upperdir={upper},workdir={work}"
         _mount("overlay", merged, "overlay", 0, options)
+        scratch = self.scratch.rstrip("/")
         for point in _submounts(ancestor):
+            if point == scratch or point.startswith(scratch + "/"):
+                continue
             _mount(point, merged + point[len(ancestor.rstrip("/")) :], None, MS_MOVE)
         _mount(merged, ancestor, None, MS_MOVE)
         self.overlays.append(ancestor)
