@@ -129,7 +129,9 @@ def e2e_cluster(scratch: Path) -> Iterator[E2ECluster]:
         if shutil.which(tool) is None:
             pytest.skip(f"needs {tool} (scripts/bootstrap.sh installs it)")
     config = fresh_config()
-    home = scratch / "meshlet-home"
+    # The state directory lives where the default one does (under /var/lib), not under
+    # the test's /tmp: a container's overlays and private /tmp treat the two differently.
+    home = Path("/var/lib") / f"meshlet-e2e-{config.prefix}"
     workdir = scratch / "work"
     prepare_workdir(workdir, SAMPLES, home)
     cluster = E2ECluster(workdir, home, config)
