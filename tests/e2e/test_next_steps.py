@@ -456,3 +456,25 @@ def test_port_forward_reaches_the_app_inside_its_pod(cluster: E2ECluster) -> Non
             forward.kill()
             forward.wait()
     assert forward.returncode == 0
+
+
+def test_plaintext_straight_to_the_pod_ip_on_a_strict_port_is_reset(cluster: E2ECluster) -> None:
+    """Not through the Service: to httpbin's own address, on the mesh-only port 9081."""
+    name = cluster.pod("test", "app=httpbin")
+    (pod,) = ClusterClient(cluster.home).get("/Pod", namespace="test", names=[name])
+    done = external(cluster, "curl", "-sS", f"http://{pod['status']['podIP']}:9081/status/200")
+    assert done.returncode == 56, done
+    assert done.stderr.splitlines() == [
+        "curl: (56) Recv failure: Connection reset by peer",
+        "command terminated with exit code 56",
+    ]
+
+
+def test_cluster_dns_gives_the_cluster_ip_that_get_svc_shows(cluster: E2ECluster) -> None:
+    shown = cluster.meshlet(
+        "-n", "test", "get", "svc", "httpbin", "-o", "jsonpath={.spec.clusterIP}"
+    )
+    assert shown.returncode == 0, shown
+    done = external(cluster, "getent", "hosts", "httpbin.test.svc.cluster.local")
+    assert done.returncode == 0, done
+    assert done.stdout.split()[:2] == [shown.stdout.strip(), "httpbin.test.svc.cluster.local"]
