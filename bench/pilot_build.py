@@ -3,7 +3,10 @@
 Run from the repository root: ``.venv/bin/python bench/pilot_build.py``. Prints the time
 per proxy (listeners + clusters + routes + endpoints) for httpbin and sleep of the
 reference scenario, and for proxies of a mesh of 1,000 Services (2 ports each, one pod
-each, 50 namespaces). Bounded: a fixed number of rounds.
+each, 50 namespaces): with the pilot builders alone, and as the control plane builds
+it (``xds.cache.build_proxy_config`` with one ``BuildCache`` shared by the proxies of a
+snapshot): the first proxy, which builds every shared piece, then the others. Bounded:
+a fixed number of rounds.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from meshlet.pilot.routes import build_routes
 from meshlet.pilot.snapshot import Proxy, Snapshot, build_snapshot
 from meshlet.resources import istio, k8s
 from meshlet.resources.mesh import MeshSettings
+from meshlet.xds.cache import BuildCache, build_proxy_config
 
 
 def build_all(proxy: Proxy, snapshot: Snapshot) -> int:
@@ -117,7 +121,27 @@ def main() -> None:
     print(f"(1,000-service snapshot built in {(time.perf_counter() - start) * 1000:.0f} ms)")
     proxy = mesh.proxy("ns0", "svc0-0")
     p50, p99 = measure(proxy, mesh, 10)
-    print(f"{'1,000 services, one proxy':<32} {p50:8.2f}  {p99:8.2f}")
+    print(f"{'1,000 services, builders alone':<32} {p50:8.2f}  {p99:8.2f}")
+    first, same_ns, other_ns = [], [], []
+    for _ in range(5):
+        cache = BuildCache(mesh)
+        start = time.perf_counter()
+        build_proxy_config(proxy, mesh, cache=cache)
+        first.append(time.perf_counter() - start)
+        for i in range(1, 200):
+            other = mesh.proxy(f"ns{i % 50}", f"svc{i}-0")
+            start = time.perf_counter()
+            build_proxy_config(other, mesh, cache=cache)
+            (same_ns if i >= 50 else other_ns).append(time.perf_counter() - start)
+    for label, samples in (
+        ("shared: first proxy", first),
+        ("shared: new namespace", other_ns),
+        ("shared: namespace seen", same_ns),
+    ):
+        samples.sort()
+        p50 = statistics.median(samples) * 1000
+        p99 = samples[max(0, int(len(samples) * 0.99) - 1)] * 1000
+        print(f"{label:<32} {p50:8.2f}  {p99:8.2f}")
 
 
 if __name__ == "__main__":

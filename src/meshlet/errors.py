@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "AuthenticationError",
+    "AuthorizationError",
     "CARequestError",
     "CertificateError",
     "ConfigError",
@@ -134,6 +135,10 @@ class CertificateError(MeshletError):
 
 class AuthenticationError(MeshletError):
     """A caller whose proof of identity (a pod token, a mesh certificate) is bad or missing."""
+
+
+class AuthorizationError(MeshletError):
+    """A caller whose proven identity does not allow what it asks (another namespace's config)."""
 
 
 class CARequestError(MeshletError):

@@ -38,6 +38,7 @@ class FakeCluster:
         self.pids: dict[tuple[str, str, str], int] = {}
         self.logs: dict[tuple[str, str, str], str] = {}
         self.admin_answers: dict[str, bytes] = {}
+        self.syncz_answer = b""
         self.unavailable = False
 
     # -- helpers for tests ----------------------------------------------------------------
@@ -253,3 +254,7 @@ class FakeCluster:
     def admin(self, namespace: str, pod: str, path: str) -> bytes:
         self._record("admin", namespace=namespace, pod=pod, path=path)
         return self.admin_answers[path]
+
+    def proxy_status(self) -> bytes:
+        self._record("proxy_status")
+        return self.syncz_answer

@@ -95,6 +95,12 @@ def test_inject_adds_the_proxy_container_and_its_volumes() -> None:
     assert status["containers"] == [PROXY_CONTAINER]
     assert injected["metadata"]["labels"]["security.istio.io/tlsMode"] == "istio"
     assert "--pod-name" in proxy["args"] and "$(POD_NAME)" in proxy["args"]
+    # The sidecar reaches istiod's xDS on 15012, TLS with the mesh root, authenticated by
+    # its token (then its certificate), as it reaches the CA.
+    args = proxy["args"]
+    assert args[args.index("--xds-address") + 1] == "istiod.istio-system.svc:15012"
+    assert args[args.index("--ca-address") + 1] == "istiod.istio-system.svc:15012"
+    assert args[args.index("--token") + 1] == "/var/run/secrets/tokens/istio-token"
 
 
 @pytest.mark.parametrize(

@@ -478,3 +478,11 @@ def test_cluster_dns_gives_the_cluster_ip_that_get_svc_shows(cluster: E2ECluster
     done = external(cluster, "getent", "hosts", "httpbin.test.svc.cluster.local")
     assert done.returncode == 0, done
     assert done.stdout.split()[:2] == [shown.stdout.strip(), "httpbin.test.svc.cluster.local"]
+
+
+def test_proxy_status_lists_both_sidecars_synced(cluster: E2ECluster) -> None:
+    done = cluster.meshlet("proxy-status")
+    assert done.returncode == 0, done
+    rows = {line.split()[0]: line for line in done.stdout.splitlines()[1:] if line}
+    for pod in (cluster.pod("test", "app=httpbin"), cluster.pod("test", "app=sleep")):
+        assert rows[f"{pod}.test"].count("SYNCED") == 4, done.stdout  # CDS, LDS, EDS, RDS

@@ -9,7 +9,15 @@ import pytest
 
 import meshlet.kube
 
-PURE = ("settings", "admission", "jsonpatch", "manifests", "watchstate", "tokenreview")
+PURE = (
+    "settings",
+    "admission",
+    "jsonpatch",
+    "manifests",
+    "watchstate",
+    "tokenreview",
+    "portforward_frames",
+)
 FORBIDDEN = {
     "asyncio",
     "socket",

@@ -151,8 +151,16 @@ class RunningSidecar:
         return self.log.read_text(errors="replace")
 
     def worker_pids(self) -> list[int]:
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        return [int(pid) for pid in children.read_text().split()]
+        """The workers: the children of the zygote, the agent's one child."""
+
+        def children(pid: int) -> list[int]:
+            path = Path(f"/proc/{pid}/task/{pid}/children")
+            try:
+                return [int(child) for child in path.read_text().split()]
+            except OSError:
+                return []
+
+        return [worker for zygote in children(self.process.pid) for worker in children(zygote)]
 
     async def stats(self) -> dict[str, int]:
         _, body = await http(self.admin, "/stats")

@@ -82,7 +82,15 @@ def wait_started(process: subprocess.Popen[str], path: str = "/proc/self") -> No
             _, err = process.communicate()
             raise AssertionError(f"container exited {process.returncode}: {err!r}")
         cmdline = Path(f"/proc/{process.pid}/cmdline").read_bytes()
-        if b"meshlet.runtime.enter" not in cmdline:
+        # Right after the fork the child is still a copy of this process (same cmdline
+        # as ours, same mount namespace): wait for the entry program to have exec'd the
+        # command, inside the container's own mount namespace.
+        own_mounts = os.stat(f"/proc/{process.pid}/ns/mnt").st_ino
+        if (
+            b"meshlet.runtime.enter" not in cmdline
+            and cmdline != Path("/proc/self/cmdline").read_bytes()
+            and own_mounts != os.stat("/proc/self/ns/mnt").st_ino
+        ):
             return
         time.sleep(0.02)
     raise AssertionError("container did not start within 10s")

@@ -28,6 +28,12 @@ A validity of zero or less asks for the default TTL (24 h), as in Istio.
 On Kubernetes the CA is given a ``token_reviewer`` (``meshlet.kube.tokenreview``):
 a bearer token that meshlet's own token key did not sign is then checked with the
 API server's TokenReview, as istiod checks projected ServiceAccount tokens.
+
+The port is istiod's 15012, which serves more than the CA: ``services`` register more
+servicers on the same inner gRPC server (the ADS server does:
+``meshlet.xds.server.AdsServer.add_authenticated_service``). Each is handed
+``authenticate_caller``, the CA's own check, so a call on any of them learns which
+identity its caller proved (``Caller``) or that it proved none.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import socket
 import ssl
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -65,7 +72,15 @@ from meshlet.ca.signing import (
 )
 from meshlet.errors import AuthenticationError, CertificateError
 
-__all__ = ["AUTHENTICATION_FAILURE", "ISTIOD_SERVER_NAMES", "CAServer", "utc_now"]
+__all__ = [
+    "AUTHENTICATION_FAILURE",
+    "ISTIOD_SERVER_NAMES",
+    "CAServer",
+    "Caller",
+    "CallerAuthenticator",
+    "ServiceRegistrar",
+    "utc_now",
+]
 
 log = logging.getLogger("meshlet.ca")
 
@@ -84,14 +99,38 @@ _SERVING_TTL = timedelta(days=365)
 _HANDSHAKE_TIMEOUT = 10.0
 _READ_SIZE = 64 * 1024
 _MAX_MESSAGE = 256 * 1024  # a CSR is a few KiB
+_MAX_SERVICE_MESSAGE = 16 * 1024 * 1024  # an ADS request naming many resources
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling: the identity proven, and the TLS peer's address (``host:port``)."""
+
+    identity: SpiffeId
+    address: str
+
+
+#: The caller of a call on the CA's port, or ``AuthenticationError`` saying why not.
+CallerAuthenticator = Callable[[grpc.aio.ServicerContext], Awaitable[Caller]]
+#: Adds servicers to the CA's inner gRPC server; given the server and the authenticator.
+ServiceRegistrar = Callable[[grpc.aio.Server, CallerAuthenticator], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Peer:
+    certificate_der: bytes | None
+    address: str
+
+
 class CAServer:
-    """Serves ``CreateCertificate`` on ``host:port`` over TLS, signing with ``signer``."""
+    """Serves ``CreateCertificate`` on ``host:port`` over TLS, signing with ``signer``.
+
+    ``services`` add servicers to the same port (see the module docstring).
+    """
 
     def __init__(
         self,
@@ -104,8 +143,10 @@ class CAServer:
         default_ttl: timedelta = DEFAULT_WORKLOAD_TTL,
         max_ttl: timedelta = MAX_WORKLOAD_TTL,
         token_reviewer: Callable[[str], Awaitable[SpiffeId]] | None = None,
+        services: Sequence[ServiceRegistrar] = (),
     ) -> None:
         self.signer = signer
+        self._services = tuple(services)
         self._token_reviewer = token_reviewer
         self._token_key = token_key
         self._now = now
@@ -118,7 +159,7 @@ class CAServer:
         self._front: asyncio.Server | None = None
         self._context: ssl.SSLContext | None = None
         self._renew_serving_at: datetime | None = None
-        self._peers: dict[str, bytes | None] = {}
+        self._peers: dict[str, _Peer] = {}
         self._connections: set[asyncio.Task[Any]] = set()
         self._transports: set[asyncio.WriteTransport] = set()
         self._next_connection = 0
@@ -133,12 +174,11 @@ class CAServer:
         self._workdir = tempfile.mkdtemp(prefix="meshlet-ca-")
         try:
             self._context = self._make_context()
-            self._grpc = grpc.aio.server(
-                options=[
-                    ("grpc.max_receive_message_length", _MAX_MESSAGE),
-                ]
-            )
+            limit = _MAX_SERVICE_MESSAGE if self._services else _MAX_MESSAGE
+            self._grpc = grpc.aio.server(options=[("grpc.max_receive_message_length", limit)])
             self._grpc.add_generic_rpc_handlers([self._handlers()])
+            for register in self._services:
+                register(self._grpc, self.authenticate_caller)
             self._grpc.add_insecure_port(f"unix:{self._backend_path}")
             await self._grpc.start()
             self._front = await asyncio.start_server(
@@ -237,6 +277,7 @@ class CAServer:
         self._renew_serving_certificate_if_due()
         ssl_object = writer.get_extra_info("ssl_object")
         peer_der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        peer = _Peer(peer_der, _address(writer.get_extra_info("peername")))
         self._next_connection += 1
         assert self._workdir is not None
         path = os.path.join(self._workdir, f"c{self._next_connection}")
@@ -245,7 +286,7 @@ class CAServer:
         try:
             sock.bind(path)
             sock.setblocking(False)
-            self._peers[path] = peer_der
+            self._peers[path] = peer
             await asyncio.get_running_loop().sock_connect(sock, self._backend_path)
             backend_reader, backend_writer = await asyncio.open_unix_connection(sock=sock)
             self._transports.add(backend_writer.transport)
@@ -281,25 +322,35 @@ class CAServer:
             },
         )
 
-    async def _create_certificate(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        now = self._now()
-        path = context.peer().removeprefix("unix:")
+    async def authenticate_caller(self, context: grpc.aio.ServicerContext) -> Caller:
+        """Who is calling on this port: its mesh certificate's identity, else its token's.
+
+        ``AuthenticationError`` says why neither holds (for the log, not the caller).
+        """
+        peer = self._peers.get(context.peer().removeprefix("unix:"))
+        if peer is None:  # not a connection of the front: nothing was proven
+            raise AuthenticationError("the call did not come through the TLS front")
         try:
             identity = authenticate(
                 metadata=context.invocation_metadata() or (),
-                peer_certificate_der=self._peers.get(path),
+                peer_certificate_der=peer.certificate_der,
                 signer=self.signer,
                 token_key=self._token_key,
                 trust_domain=self.trust_domain,
-                now=now,
+                now=self._now(),
             )
         except AuthenticationError as exc:
-            reviewed = await self._review_token(context, exc)
-            if reviewed is None:
-                log.info("CA: authentication failed: %s", exc.message)
-                await context.abort(grpc.StatusCode.UNAUTHENTICATED, AUTHENTICATION_FAILURE)
-                raise  # abort raises; this line is never reached
-            identity = reviewed
+            identity = await self._review_token(context, exc)
+        return Caller(identity, peer.address)
+
+    async def _create_certificate(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        now = self._now()
+        try:
+            identity = (await self.authenticate_caller(context)).identity
+        except AuthenticationError as exc:
+            log.info("CA: authentication failed: %s", exc.message)
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, AUTHENTICATION_FAILURE)
+            raise  # abort raises; this line is never reached
         seconds = int(request.validity_duration)
         try:
             ttl = timedelta(seconds=seconds) if seconds > 0 else self.default_ttl
@@ -330,16 +381,24 @@ class CAServer:
 
     async def _review_token(
         self, context: grpc.aio.ServicerContext, failure: AuthenticationError
-    ) -> SpiffeId | None:
-        """The identity the API server's TokenReview gives the bearer token, if any."""
+    ) -> SpiffeId:
+        """The identity the API server's TokenReview gives the bearer token; else ``failure``
+        (with the review's reason added)."""
         token = bearer_token(context.invocation_metadata() or ())
         if self._token_reviewer is None or token is None:
-            return None
+            raise failure
         try:
             return await self._token_reviewer(token)
         except AuthenticationError as exc:
-            log.info("CA: authentication failed: %s; %s", failure.message, exc.message)
-            return None
+            raise AuthenticationError(f"{failure.message}; {exc.message}") from None
+
+
+def _address(peername: Any) -> str:
+    """``host:port`` of a socket's peer name (``[v6]:port`` for IPv6)."""
+    if isinstance(peername, tuple) and len(peername) >= 2:
+        host, port = peername[0], peername[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(peername or "unknown")
 
 
 async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:

@@ -90,6 +90,8 @@ class ClusterApi(Protocol):
 
     def admin(self, namespace: str, pod: str, path: str) -> bytes: ...
 
+    def proxy_status(self) -> bytes: ...
+
 
 def open_client() -> ClusterApi:
     """The API client of the cluster under ``MESHLET_HOME``."""

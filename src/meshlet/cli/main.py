@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from meshlet import __version__
 from meshlet.cli import (
@@ -33,6 +34,7 @@ from meshlet.cli import (
     sidecar,
     version,
     wait,
+    x_describe,
 )
 from meshlet.errors import ExitCode, MeshletError
 from meshlet.kubectl.messages import KubectlError
@@ -60,6 +62,7 @@ _VERBS = (
     sidecar,
     version,
     wait,
+    x_describe,
 )
 
 
@@ -70,7 +73,7 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(ExitCode.USAGE)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(verbs: Sequence[ModuleType] = _VERBS) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="meshlet",
         description=(
@@ -81,14 +84,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"meshlet {__version__}")
     parser.add_argument("-n", "--namespace", help="the namespace of the request (default: default)")
     subparsers = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
-    for verb in _VERBS:
+    for verb in verbs:
         verb.register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    # `meshlet sidecar` keeps running as a sidecar's agent: it registers only its own verb,
+    # so that process does not hold what the other verbs import.
+    parser = build_parser((sidecar,) if words[:1] == ["sidecar"] else _VERBS)
+    args = parser.parse_args(words)
     if getattr(args, "run", None) is None:
         parser.print_help()
         return ExitCode.USAGE

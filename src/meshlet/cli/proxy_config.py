@@ -6,19 +6,25 @@ istioctl's proxy-config: the sidecar's admin API (``/config_dump``, and
 istioctl's tables by default (``-o short``), or the resources as JSON or YAML.
 ``POD`` may be ``deployment/NAME`` (its first pod) and the namespace given as
 ``POD.NAMESPACE`` or with ``-n``.
+
+With ``--kubeconfig`` (and ``--context``) the sidecar is in a Kubernetes cluster: the
+same admin paths are read through the API server's pod port-forward to 15000
+(``meshlet.kube.portforward``), as istioctl reads them.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 from meshlet.cli import _cluster, _pods
 from meshlet.cli._common import add_namespace_flag, namespace_of
 from meshlet.istioctl import proxy_config as pc
 
-__all__ = ["pod_and_namespace", "register", "render"]
+__all__ = ["add_kube_flags", "pod_and_namespace", "register", "render", "run_kube"]
 
 CONFIG_DUMP = "/config_dump"
 CLUSTERS = "/clusters?format=json"
@@ -41,6 +47,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=__doc__,
     )
     add_namespace_flag(parser)
+    add_kube_flags(parser)
     kinds = parser.add_subparsers(dest="config_kind", metavar="TYPE", required=True)
     for name, aliases, help_text in _SUBCOMMANDS:
         sub = kinds.add_parser(name, aliases=list(aliases), help=help_text)
@@ -53,7 +60,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             help="short (a table), json or yaml",
         )
         add_namespace_flag(sub)
+        add_kube_flags(sub)
         sub.set_defaults(run=run, config_kind=name)
+
+
+def add_kube_flags(parser: argparse.ArgumentParser) -> None:
+    """``--kubeconfig``/``--context``: a Kubernetes cluster instead of the local one."""
+    parser.add_argument(
+        "--kubeconfig",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="read the sidecar through this Kubernetes cluster's API server",
+    )
+    parser.add_argument(
+        "--context", default=argparse.SUPPRESS, help="the kubeconfig context to use"
+    )
 
 
 def pod_and_namespace(text: str, default_namespace: str) -> tuple[str, str]:
@@ -109,8 +130,40 @@ def render(kind: str, output: pc.OutputFormat, fetch: Any, now: Any) -> str:
     return pc.render_routes(dump)
 
 
+def _paths(kind: str, output: pc.OutputFormat) -> tuple[str, ...]:
+    """The admin paths ``render`` reads for ``kind`` (fetched ahead, over the cluster)."""
+    if kind == "endpoint":
+        return (CLUSTERS,)
+    if kind == "all" and output is pc.OutputFormat.SHORT:
+        return (CONFIG_DUMP, CLUSTERS)
+    return (CONFIG_DUMP,)
+
+
+def run_kube(args: argparse.Namespace) -> int:
+    from meshlet.kube.client import connect
+    from meshlet.kube.portforward import admin_get, resolve_pod
+
+    target, namespace = pod_and_namespace(args.pod, namespace_of(args))
+    output = pc.OutputFormat(args.output)
+
+    async def fetch_all() -> dict[str, bytes]:
+        async with await connect(args.kubeconfig, context=getattr(args, "context", None)) as api:
+            pod = await resolve_pod(api, namespace, target)
+            name = str(pod["metadata"]["name"])
+            return {
+                path: await admin_get(api, namespace, name, path)
+                for path in _paths(args.config_kind, output)
+            }
+
+    bodies = asyncio.run(fetch_all())
+    sys.stdout.write(render(args.config_kind, output, bodies.__getitem__, datetime.now(UTC)))
+    return 0
+
+
 @_cluster.server_errors
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "kubeconfig", None):
+        return run_kube(args)
     target, namespace = pod_and_namespace(args.pod, namespace_of(args))
     client = _cluster.open_client()
     pod = _pods.find_pod(client, namespace, target)

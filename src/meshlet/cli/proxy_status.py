@@ -8,11 +8,17 @@ type (``meshlet.xds.status``). The table is istioctl's: columns
 (``SYNCED (5s)``), ``IGNORED`` for a type the proxy does not subscribe to, Go's
 tabwriter spacing (five spaces of padding). A proxy that NACKed shows ``ERROR``, and
 the NACK messages follow the table, one block per proxy and type.
+
+With ``--kubeconfig`` (and ``--context``) the control plane runs in a Kubernetes
+cluster: the same request goes to a running ``app=istiod`` pod's 15010 in
+``--istio-namespace`` through the API server's pod port-forward
+(``meshlet.kube.portforward.forward_local_port``), as istioctl reaches istiod.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import time
 from collections.abc import Sequence
@@ -36,6 +42,7 @@ from meshlet.xds.status import (
 
 __all__ = [
     "DEFAULT_XDS_ADDRESS",
+    "fetch_status_kube",
     "format_table",
     "human_duration",
     "register",
@@ -151,11 +158,46 @@ def fetch_status(address: str, timeout: float) -> tuple[str, list[ProxyStatus]]:
     raise ControlPlaneUnavailable(f"the xDS server at {address} sent no sync status")
 
 
+def fetch_status_kube(
+    kubeconfig: str, context: str | None, namespace: str, timeout: float
+) -> tuple[str, list[ProxyStatus]]:
+    """Ask a control plane pod in a Kubernetes cluster, through a port-forward to 15010."""
+    from meshlet.kube.client import connect
+    from meshlet.kube.portforward import control_plane_pod, forward_local_port
+    from meshlet.kube.settings import XDS_PORT
+
+    async def ask() -> tuple[str, list[ProxyStatus]]:
+        async with await connect(kubeconfig, context=context) as api:
+            pod = await control_plane_pod(api, namespace)
+            name = str(pod["metadata"]["name"])
+            async with forward_local_port(api, namespace, name, XDS_PORT) as port:
+                return await asyncio.to_thread(fetch_status, f"127.0.0.1:{port}", timeout)
+
+    return asyncio.run(ask())
+
+
+def fetch_status_local() -> tuple[str, list[ProxyStatus]]:
+    """Ask the local cluster's control plane, through its daemon (its xDS port listens in
+    the cluster's own network namespace, which the host does not reach)."""
+    from meshlet.cli._cluster import open_client
+
+    answer = discovery_pb2.DiscoveryResponse.FromString(open_client().proxy_status())
+    return status_from_response(answer)
+
+
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    address = args.xds_address
-    if not address or ":" not in address:
-        raise UsageError(f"--xds-address must be HOST:PORT, not {address!r}")
-    server_id, statuses = fetch_status(address, args.timeout)
+    kubeconfig = getattr(args, "kubeconfig", None)
+    if kubeconfig:
+        server_id, statuses = fetch_status_kube(
+            kubeconfig, getattr(args, "context", None), args.istio_namespace, args.timeout
+        )
+    elif args.xds_address is None:
+        server_id, statuses = fetch_status_local()
+    else:
+        address = args.xds_address
+        if ":" not in address:
+            raise UsageError(f"--xds-address must be HOST:PORT, not {address!r}")
+        server_id, statuses = fetch_status(address, args.timeout)
     name = args.name or ""
     if "/" in name:
         name = name.split("/", 1)[1]
@@ -178,10 +220,25 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--xds-address",
-        default=DEFAULT_XDS_ADDRESS,
-        help=f"the control plane's xDS address (default {DEFAULT_XDS_ADDRESS})",
+        default=None,
+        help=(
+            "the control plane's xDS address, e.g. "
+            f"{DEFAULT_XDS_ADDRESS} (default: the local cluster's control plane)"
+        ),
     )
     parser.add_argument(
         "--timeout", type=float, default=10.0, help="seconds to wait for the answer"
+    )
+    parser.add_argument(
+        "--kubeconfig",
+        metavar="FILE",
+        help="ask the control plane of this Kubernetes cluster (through a port-forward)",
+    )
+    parser.add_argument("--context", help="the kubeconfig context to use")
+    parser.add_argument(
+        "-i",
+        "--istio-namespace",
+        default="istio-system",
+        help="the control plane's namespace in the cluster (default istio-system)",
     )
     parser.set_defaults(run=run)

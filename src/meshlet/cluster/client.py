@@ -200,9 +200,10 @@ class ClusterClient:
         encoded: str = self.call("admin", namespace=namespace, pod=pod, path=path)
         return base64.b64decode(encoded)
 
-    def proxy_status(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.call("proxy_status")
-        return result
+    def proxy_status(self) -> bytes:
+        """The control plane's ``istio.io/debug/syncz`` answer (a serialized
+        ``DiscoveryResponse``), as ``istioctl proxy-status`` asks istiod for it."""
+        return base64.b64decode(str(self.call("proxy_status")))
 
     def shutdown(self, *, purge: bool = False) -> dict[str, Any]:
         """Stop the daemon (with ``purge``: every pod first); answers before it exits."""

@@ -1,10 +1,13 @@
 """The control plane inside the daemon: the mesh CA, the xDS server and pilot's snapshot.
 
-Theory of operation: the CA (``meshlet.ca.server.CAServer``) listens on the node's
-address at 15012 (TLS, ``CreateCertificate``) and the ADS server
-(``meshlet.xds.server.AdsServer``) at 15010; the daemon runs in the node's network
-namespace, so both listen there and pods reach them as ``istiod.istio-system.svc``
-through the ``istiod`` Service. ``snapshot_from_objects`` turns the stored objects
+Theory of operation: as istiod, the control plane listens on the node's address at
+15012, TLS with the mesh root, for the CA (``meshlet.ca.server.CAServer``,
+``CreateCertificate``) and the ADS service (``meshlet.xds.server.AdsServer``) on one
+port: a sidecar proves its identity there with its mesh certificate or, before it has
+one, its pod token, and gets only its own namespace's node config. The same ADS server
+also serves plaintext at 15010 for the node's own tools. The daemon runs in the node's
+network namespace, so both listen there and pods reach them as
+``istiod.istio-system.svc`` through the ``istiod`` Service. ``snapshot_from_objects`` turns the stored objects
 into pilot's ``Snapshot`` (typed models, pod IPs, Service VIPs, which pods run a
 sidecar); the daemon calls it, debounced, whenever a relevant kind changes and hands
 the result to the ADS server.
@@ -12,10 +15,8 @@ the result to the ADS server.
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
 from typing import Any
 
 from meshlet.daemon.injection import PROXY_CONTAINER
@@ -32,7 +33,6 @@ __all__ = [
     "ISTIOD_PORTS",
     "SNAPSHOT_KINDS",
     "istiod_service",
-    "proxy_status_rows",
     "snapshot_from_objects",
 ]
 
@@ -155,18 +155,3 @@ def snapshot_from_objects(
         service_vips=vips,
         pods_with_sidecar=with_sidecar,
     )
-
-
-def proxy_status_rows(statuses: Sequence[Any]) -> list[dict[str, Any]]:
-    """The ADS server's status of each connected proxy, as JSON values."""
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [plain(v) for v in value]
-        if isinstance(value, enum.Enum):
-            return value.value
-        return value
-
-    return [plain(asdict(status)) for status in statuses]

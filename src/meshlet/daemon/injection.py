@@ -12,7 +12,7 @@ decides (``injection_required``):
 
 ``inject`` then returns the pod with the ``istio-proxy`` container appended (so the
 pod shows ``2/2``), the volumes it needs (the mesh root from the ``istio-ca-root-cert``
-ConfigMap at ``/var/run/secrets/istio``, the pod's token for the CA at
+ConfigMap at ``/var/run/secrets/istio``, the pod's token for the CA and xDS at
 ``/var/run/secrets/tokens/istio-token``, the SDS socket directory, pod info) and the
 user's ``sidecar.istio.io/userVolume`` / ``userVolumeMount`` volumes, read in Istio's
 JSON-array form or in the map form (``{"name": {...}}``), mounted into ``istio-proxy``
@@ -80,7 +80,7 @@ class InjectionSettings:
     """What the injector writes into every sidecar."""
 
     image: str = PROXY_IMAGE
-    xds_address: str = "istiod.istio-system.svc:15010"
+    xds_address: str = "istiod.istio-system.svc:15012"  # TLS, the sidecar authenticated
     ca_address: str = "istiod.istio-system.svc:15012"
     trust_domain: str = "cluster.local"
     root_namespace: str = "istio-system"

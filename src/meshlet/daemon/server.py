@@ -3,8 +3,9 @@
 Theory of operation
 -------------------
 ``meshlet install`` starts ``python -m meshlet.daemon --home DIR`` inside the node's
-network namespace, so every listener it opens is there: the mesh CA on
-``<node>:15012``, the ADS server on ``<node>:15010``, the cluster DNS on the DNS
+network namespace, so every listener it opens is there: the mesh CA and the
+authenticated ADS service on ``<node>:15012`` (sidecars), the ADS server in plaintext
+on ``<node>:15010`` (the node's tools), the cluster DNS on the DNS
 Service's address, port 53. The API is a unix socket, ``DIR/meshlet.sock`` (mode 0600),
 one JSON request and one JSON answer per connection (``meshlet.cluster.protocol``).
 
@@ -66,7 +67,6 @@ from meshlet.daemon.controlplane import (
     SNAPSHOT_KINDS,
     XDS_PORT,
     istiod_service,
-    proxy_status_rows,
     snapshot_from_objects,
 )
 from meshlet.daemon.images import ImageEntry, builtin_catalog, parse_user_catalog
@@ -82,6 +82,7 @@ from meshlet.runtime.network import NodeNetwork
 from meshlet.runtime.services import render_service_tables
 from meshlet.store import Store
 from meshlet.store.sqlite import Expired
+from meshlet.xds.status import syncz_response
 
 __all__ = ["Daemon", "load_settings"]
 
@@ -194,9 +195,14 @@ class Daemon:
         node_ip = str(self.config.node_ip)
         self.dns = ClusterDns(self.names, zone=self.config.cluster_domain)
         await self.dns.start(self.config.dns_ip, 53)
-        self.ca = CAServer(signer, token_key, trust_domain=self.settings.trust_domain)
-        await self.ca.start(node_ip, CA_PORT)
         self.xds = self._make_xds()
+        self.ca = CAServer(
+            signer,
+            token_key,
+            trust_domain=self.settings.trust_domain,
+            services=[self.xds.add_authenticated_service] if self.xds is not None else [],
+        )
+        await self.ca.start(node_ip, CA_PORT)
         if self.xds is not None:
             await self.xds.start(node_ip, XDS_PORT)
 
@@ -375,7 +381,15 @@ class Daemon:
                 )
                 return base64.b64encode(body).decode()
             case "proxy_status":
-                return proxy_status_rows(self.xds.status()) if self.xds is not None else []
+                if self.xds is None:
+                    raise ApiError("Unavailable", "error: the xDS server is not running")
+                answer = syncz_response(
+                    self.xds.status(),
+                    control_plane_id=self.xds.control_plane_id,
+                    version=__version__,
+                    nonce="local",
+                )
+                return base64.b64encode(answer.SerializeToString()).decode()
             case "shutdown":
                 self.purge = bool(args.get("purge"))
                 asyncio.get_running_loop().call_later(0.05, self.stopping.set)

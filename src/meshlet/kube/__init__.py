@@ -14,7 +14,9 @@
 - ``webhook``: the injector served on 15017 (async);
 - ``controlplane``: the control plane's process in a cluster (``python -m meshlet.kube``);
 - ``install``: server-side apply and purge of the manifests (async);
-- ``portforward``: a sidecar's admin port through the API server (async);
+- ``portforward_frames``: the WebSocket port-forward channel protocol (pure);
+- ``portforward``: a pod's port (the sidecar's admin, istiod's xDS) through the API
+  server's ``portforward`` subresource (async);
 - ``istio_init``: the init container that writes the capture rules.
 """
 

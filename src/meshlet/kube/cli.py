@@ -15,8 +15,6 @@ from datetime import UTC, datetime
 
 from meshlet.ca.signing import Signer, make_self_signed_root
 from meshlet.errors import UsageError
-from meshlet.kube.client import connect
-from meshlet.kube.install import install, uninstall
 from meshlet.kube.settings import KubeSettings, kube_settings_from_flags
 
 __all__ = ["add_cluster_flags", "run_cluster_install", "run_cluster_uninstall"]
@@ -48,6 +46,9 @@ def _new_signer(settings: KubeSettings) -> Signer:
 
 
 def run_cluster_install(args: argparse.Namespace) -> int:
+    from meshlet.kube.client import connect  # the Kubernetes client: only when it is used
+    from meshlet.kube.install import install
+
     settings = kube_settings_from_flags(args.set_flags)
     if args.readiness_timeout < 0:
         raise UsageError("--readiness-timeout may not be negative")
@@ -71,6 +72,9 @@ def run_cluster_install(args: argparse.Namespace) -> int:
 
 
 def run_cluster_uninstall(args: argparse.Namespace) -> int:
+    from meshlet.kube.client import connect
+    from meshlet.kube.install import uninstall
+
     settings = kube_settings_from_flags(getattr(args, "set_flags", []) or [])
 
     async def go() -> None:

@@ -6,6 +6,8 @@ they follow Istio and Envoy to the letter.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from envoy.config.core.v3 import address_pb2, config_source_pb2, grpc_service_pb2
 from envoy.config.core.v3 import base_pb2 as core_base_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2
@@ -43,12 +45,14 @@ __all__ = [
     "VIRTUAL_OUTBOUND",
     "ads_config_source",
     "duration",
+    "encode_embedded",
     "inbound_cluster_name",
     "outbound_cluster_name",
     "outbound_sni",
     "pack",
     "sds_secret_config",
     "socket_address",
+    "splice_repeated",
 ]
 
 # Listener and chain names (pilot/pkg/model and pilot/pkg/networking/util).
@@ -210,3 +214,44 @@ def spiffe_uri_exact(identity: str) -> common_pb2.SubjectAltNameMatcher:
 
 def transport_socket(message: Message) -> core_base_pb2.TransportSocket:
     return core_base_pb2.TransportSocket(name=TLS_TRANSPORT_SOCKET, typed_config=pack(message))
+
+
+# --- wire encoding ----------------------------------------------------------------------
+#
+# A repeated message field is encoded as one ``tag, length, bytes`` record per element,
+# and a deterministic encoding writes fields in field-number order. So a message's bytes
+# are the bytes of its fields before the repeated one, the elements' records, and the
+# bytes of its later fields: a control plane can keep the elements' records and splice
+# them into a frame instead of building and encoding the whole message again.
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def encode_embedded(field_number: int, data: bytes) -> bytes:
+    """The record of one element of a message field: its tag, its length, its bytes."""
+    return _varint(field_number << 3 | 2) + _varint(len(data)) + data
+
+
+def splice_repeated(frame: Message, field: str, records: Iterable[bytes]) -> bytes:
+    """The deterministic encoding of ``frame`` with ``records`` (``encode_embedded``) as the
+    elements of its repeated message field ``field``, which ``frame`` leaves empty."""
+    number = frame.DESCRIPTOR.fields_by_name[field].number
+    if len(getattr(frame, field)):
+        raise ValueError(f"the frame already has {field}")
+    whole = frame.SerializeToString(deterministic=True)
+    head_message = type(frame)()
+    head_message.CopyFrom(frame)
+    for descriptor, _ in frame.ListFields():
+        if descriptor.number > number:
+            head_message.ClearField(descriptor.name)
+    head = head_message.SerializeToString(deterministic=True)
+    if not whole.startswith(head):
+        raise ValueError(f"{frame.DESCRIPTOR.full_name} is not encoded in field order")
+    return b"".join((head, *records, whole[len(head) :]))

@@ -43,9 +43,13 @@ from meshlet.resources.istio import ClientTLSMode, ClientTLSSettings, Destinatio
 __all__ = [
     "CONNECT_TIMEOUT_SECONDS",
     "build_clusters",
+    "build_fixed_clusters",
+    "build_inbound_clusters",
     "build_mesh_upstream_tls_context",
+    "build_outbound_clusters",
     "destination_rule_for",
     "outbound_tls",
+    "outbound_tls_under",
 ]
 
 CONNECT_TIMEOUT_SECONDS = 10
@@ -235,6 +239,13 @@ def outbound_tls(
 ) -> tls_pb2.UpstreamTlsContext | None:
     """The upstream TLS of ``outbound|<port>||<host>`` (rules in the module docstring)."""
     rule = destination_rule_for(proxy, service, snapshot)
+    return outbound_tls_under(rule, service, port, snapshot)
+
+
+def outbound_tls_under(
+    rule: DestinationRule | None, service: MeshService, port: ServicePortInfo, snapshot: Snapshot
+) -> tls_pb2.UpstreamTlsContext | None:
+    """``outbound_tls`` once the DestinationRule that applies (if any) is known."""
     settings = None
     if rule is not None:
         settings = rule.port_level_tls.get(port.port, rule.tls)
@@ -250,35 +261,51 @@ def outbound_tls(
     return None
 
 
-def _outbound_cluster(
-    proxy: Proxy, service: MeshService, port: ServicePortInfo, snapshot: Snapshot
-) -> cluster_pb2.Cluster:
-    name = _xds.outbound_cluster_name(port.port, service.hostname)
-    cluster = _base(name, cluster_pb2.Cluster.EDS)
-    cluster.lb_policy = cluster_pb2.Cluster.LEAST_REQUEST
-    cluster.eds_cluster_config.service_name = name
-    cluster.eds_cluster_config.eds_config.CopyFrom(_xds.ads_config_source())
-    context = outbound_tls(proxy, service, port, snapshot)
-    if context is not None:
-        cluster.transport_socket.CopyFrom(_xds.transport_socket(context))
-    return cluster
+def build_outbound_clusters(
+    service: MeshService, rule: DestinationRule | None, snapshot: Snapshot
+) -> list[cluster_pb2.Cluster]:
+    """The ``outbound|<port>||<host>`` clusters of one Service, under ``rule``.
+
+    They depend on the Service, the DestinationRule that applies to the proxy (see
+    ``destination_rule_for``) and the snapshot's policy, not otherwise on the proxy: a
+    control plane may share them between proxies that pick the same rule.
+    """
+    clusters = []
+    for port in service.ports:
+        name = _xds.outbound_cluster_name(port.port, service.hostname)
+        cluster = _base(name, cluster_pb2.Cluster.EDS)
+        cluster.lb_policy = cluster_pb2.Cluster.LEAST_REQUEST
+        cluster.eds_cluster_config.service_name = name
+        cluster.eds_cluster_config.eds_config.CopyFrom(_xds.ads_config_source())
+        context = outbound_tls_under(rule, service, port, snapshot)
+        if context is not None:
+            cluster.transport_socket.CopyFrom(_xds.transport_socket(context))
+        clusters.append(cluster)
+    return clusters
+
+
+def build_fixed_clusters() -> list[cluster_pb2.Cluster]:
+    """Istio's built-in clusters, the same for every sidecar: ``BlackHoleCluster``,
+    ``PassthroughCluster`` and ``InboundPassthroughCluster``."""
+    blackhole = _base(_xds.BLACKHOLE_CLUSTER, cluster_pb2.Cluster.STATIC)
+    blackhole.ClearField("circuit_breakers")
+    blackhole.load_assignment.cluster_name = _xds.BLACKHOLE_CLUSTER
+    inbound_passthrough = _original_dst(_xds.INBOUND_PASSTHROUGH_CLUSTER)
+    _bind_inbound(inbound_passthrough)
+    return [blackhole, _original_dst(_xds.PASSTHROUGH_CLUSTER), inbound_passthrough]
+
+
+def build_inbound_clusters(proxy: Proxy, snapshot: Snapshot) -> list[cluster_pb2.Cluster]:
+    """The proxy's ``inbound|<port>||`` clusters, by target port."""
+    return [_inbound_cluster(chain, proxy.workload.ip) for chain in plan_inbound(proxy, snapshot)]
 
 
 def build_clusters(proxy: Proxy, snapshot: Snapshot) -> list[cluster_pb2.Cluster]:
     """The proxy's clusters, sorted by name."""
-    clusters = [
-        _base(_xds.BLACKHOLE_CLUSTER, cluster_pb2.Cluster.STATIC),
-        _original_dst(_xds.PASSTHROUGH_CLUSTER),
-    ]
-    clusters[0].ClearField("circuit_breakers")
-    clusters[0].load_assignment.cluster_name = _xds.BLACKHOLE_CLUSTER
-    inbound_passthrough = _original_dst(_xds.INBOUND_PASSTHROUGH_CLUSTER)
-    _bind_inbound(inbound_passthrough)
-    clusters.append(inbound_passthrough)
-    for chain in plan_inbound(proxy, snapshot):
-        clusters.append(_inbound_cluster(chain, proxy.workload.ip))
+    clusters = build_fixed_clusters()
+    clusters.extend(build_inbound_clusters(proxy, snapshot))
     for service in visible_services(proxy, snapshot):
-        for port in service.ports:
-            clusters.append(_outbound_cluster(proxy, service, port, snapshot))
+        rule = destination_rule_for(proxy, service, snapshot)
+        clusters.extend(build_outbound_clusters(service, rule, snapshot))
     clusters.sort(key=lambda cluster: cluster.name)
     return clusters

@@ -50,16 +50,21 @@ from meshlet.pilot._inbound import InboundChain, ListenerProtocol, listener_prot
 from meshlet.pilot._outbound import visible_services
 from meshlet.pilot.authn import ComposedMTLS
 from meshlet.pilot.routes import build_inbound_route_config, registry_only
-from meshlet.pilot.snapshot import Protocol, Proxy, Snapshot
+from meshlet.pilot.snapshot import MeshService, Protocol, Proxy, Snapshot
 from meshlet.resources.istio import MTLSMode, ServerTLSSettings, TLSMode, TLSProtocol
 from meshlet.resources.validation.tls import VALID_CIPHER_SUITES
 
 __all__ = [
     "INBOUND_PORT",
     "OUTBOUND_PORT",
+    "OutboundChainKey",
     "build_downstream_tls_context",
+    "build_inbound_listener",
     "build_listeners",
     "build_mesh_inbound_tls_context",
+    "build_outbound_listener",
+    "outbound_listener_frame",
+    "outbound_service_chains",
 ]
 
 INBOUND_PORT = 15006
@@ -384,55 +389,89 @@ def _outbound_hcm(port: int) -> listener_components_pb2.Filter:
     )
 
 
-def build_outbound_listener(proxy: Proxy, snapshot: Snapshot) -> listener_pb2.Listener:
-    """``virtualOutbound`` on 0.0.0.0:15001 (see the module docstring)."""
+#: How ``virtualOutbound`` orders its Service chains: the VIP's octets, the port, the
+#: VIP, the protocol and the hostname.
+OutboundChainKey = tuple[tuple[int, ...], int, str, Protocol, str]
+
+
+def outbound_service_chains(
+    service: MeshService,
+) -> list[tuple[OutboundChainKey, listener_components_pb2.FilterChain]]:
+    """The ``<vip>_<port>`` chains of one Service in ``virtualOutbound``, with their sort keys.
+
+    They depend on the Service alone (VIP, ports, protocols, hostname), never on the
+    proxy, so a control plane may build them once and share them between proxies.
+    A headless Service has none.
+    """
+    vip = service.vip
+    if not vip:
+        return []  # headless Services are not modelled
+    octets = tuple(int(part) for part in vip.split(".")) if "." in vip else ()
     chains = []
-    entries: list[tuple[tuple[int, ...], int, str, Protocol, str]] = []
-    for service in visible_services(proxy, snapshot):
-        if not service.vip:
-            continue  # headless Services are not modelled
-        for port in service.ports:
-            octets = (
-                tuple(int(part) for part in service.vip.split(".")) if "." in service.vip else ()
-            )
-            entries.append((octets, port.port, service.vip, port.protocol, service.hostname))
-    for _, port_number, vip, protocol, hostname in sorted(entries):
-        if listener_protocol(protocol) is ListenerProtocol.HTTP:
-            network = _outbound_hcm(port_number)
+    for port in service.ports:
+        if listener_protocol(port.protocol) is ListenerProtocol.HTTP:
+            network = _outbound_hcm(port.port)
         else:
-            cluster = _xds.outbound_cluster_name(port_number, hostname)
+            cluster = _xds.outbound_cluster_name(port.port, service.hostname)
             network = _tcp_proxy(cluster, cluster)
-        match = listener_components_pb2.FilterChainMatch(destination_port=_xds.uint32(port_number))
+        match = listener_components_pb2.FilterChainMatch(destination_port=_xds.uint32(port.port))
         prefix = match.prefix_ranges.add()
         prefix.address_prefix = vip
         prefix.prefix_len.value = 128 if ":" in vip else 32
+        key = (octets, port.port, vip, port.protocol, service.hostname)
         chains.append(
-            listener_components_pb2.FilterChain(
-                name=f"{vip}_{port_number}", filter_chain_match=match, filters=[network]
+            (
+                key,
+                listener_components_pb2.FilterChain(
+                    name=f"{vip}_{port.port}", filter_chain_match=match, filters=[network]
+                ),
             )
         )
-    chains.append(
+    return chains
+
+
+def outbound_listener_frame(
+    proxy: Proxy,
+) -> tuple[listener_pb2.Listener, list[listener_components_pb2.FilterChain]]:
+    """``virtualOutbound`` without its Service chains, and the chains that close it.
+
+    The Service chains (``outbound_service_chains``, sorted by key) go first in
+    ``filter_chains``; then ``virtualOutbound-blackhole`` and ``PassthroughFilterChain``.
+    """
+    fallback = _xds.BLACKHOLE_CLUSTER if registry_only(proxy) else _xds.PASSTHROUGH_CLUSTER
+    tail = [
         listener_components_pb2.FilterChain(
-            name="virtualOutbound-blackhole",
+            name=_xds.VIRTUAL_OUTBOUND_BLACKHOLE,
             filter_chain_match=listener_components_pb2.FilterChainMatch(
                 destination_port=_xds.uint32(OUTBOUND_PORT)
             ),
             filters=[_tcp_proxy(_xds.BLACKHOLE_CLUSTER, _xds.BLACKHOLE_CLUSTER)],
-        )
-    )
-    fallback = _xds.BLACKHOLE_CLUSTER if registry_only(proxy) else _xds.PASSTHROUGH_CLUSTER
-    chains.append(
+        ),
         listener_components_pb2.FilterChain(
-            name="PassthroughFilterChain", filters=[_tcp_proxy(fallback, fallback)]
-        )
-    )
-    return listener_pb2.Listener(
+            name=_xds.PASSTHROUGH_FILTER_CHAIN, filters=[_tcp_proxy(fallback, fallback)]
+        ),
+    ]
+    frame = listener_pb2.Listener(
         name=_xds.VIRTUAL_OUTBOUND,
         address=_xds.socket_address("0.0.0.0", OUTBOUND_PORT),
         use_original_dst=_xds.boolean(True),
         traffic_direction=core_base_pb2.OUTBOUND,
-        filter_chains=chains,
     )
+    return frame, tail
+
+
+def build_outbound_listener(proxy: Proxy, snapshot: Snapshot) -> listener_pb2.Listener:
+    """``virtualOutbound`` on 0.0.0.0:15001 (see the module docstring)."""
+    entries = [
+        entry
+        for service in visible_services(proxy, snapshot)
+        for entry in outbound_service_chains(service)
+    ]
+    entries.sort(key=lambda entry: entry[0])
+    listener, tail = outbound_listener_frame(proxy)
+    listener.filter_chains.extend([chain for _, chain in entries])
+    listener.filter_chains.extend(tail)
+    return listener
 
 
 def build_listeners(proxy: Proxy, snapshot: Snapshot) -> list[listener_pb2.Listener]:

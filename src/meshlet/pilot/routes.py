@@ -20,7 +20,10 @@ from meshlet.pilot.snapshot import MeshService, Proxy, Snapshot
 __all__ = [
     "build_inbound_route_config",
     "build_routes",
+    "catch_all_virtual_host",
     "outbound_domains",
+    "outbound_route_config_frame",
+    "outbound_virtual_hosts",
     "registry_only",
 ]
 
@@ -84,7 +87,9 @@ def registry_only(proxy: Proxy) -> bool:
     return proxy.sidecar is not None and proxy.sidecar.outbound_traffic_policy == "REGISTRY_ONLY"
 
 
-def _catch_all(proxy: Proxy) -> route_components_pb2.VirtualHost:
+def catch_all_virtual_host(proxy: Proxy) -> route_components_pb2.VirtualHost:
+    """The last virtual host of every outbound route configuration: ``allow_any`` or
+    ``block_all`` (``REGISTRY_ONLY``)."""
     if registry_only(proxy):
         return route_components_pb2.VirtualHost(
             name="block_all",
@@ -110,32 +115,51 @@ def _catch_all(proxy: Proxy) -> route_components_pb2.VirtualHost:
     )
 
 
-def build_routes(proxy: Proxy, snapshot: Snapshot) -> list[route_pb2.RouteConfiguration]:
-    """The outbound RDS route configurations of a proxy, sorted by name."""
-    services = visible_services(proxy, snapshot)
-    configs: list[route_pb2.RouteConfiguration] = []
-    for port in http_ports(services):
-        hosts: list[route_components_pb2.VirtualHost] = []
-        for service in services:
-            if not any(p.port == port and p.protocol.is_http for p in service.ports):
-                continue
-            cluster = _xds.outbound_cluster_name(port, service.hostname)
-            hosts.append(
-                route_components_pb2.VirtualHost(
-                    name=f"{service.hostname}:{port}",
-                    domains=outbound_domains(service, port, proxy.namespace),
-                    routes=[_default_route(cluster, f"{service.hostname}:{port}/*")],
-                    include_request_attempt_count=True,
-                )
-            )
-        hosts.sort(key=lambda host: host.name)
-        hosts.append(_catch_all(proxy))
-        configs.append(
-            route_pb2.RouteConfiguration(
-                name=str(port),
-                virtual_hosts=hosts,
-                validate_clusters=_xds.boolean(False),
-            )
+def outbound_virtual_hosts(
+    service: MeshService, client_namespace: str
+) -> dict[int, route_components_pb2.VirtualHost]:
+    """The virtual hosts ``<host>:<port>`` of one Service, by port (its HTTP ports only).
+
+    They depend on the Service and on whether the client is in its namespace (the bare
+    name is a domain only there), so proxies may share them.
+    """
+    hosts: dict[int, route_components_pb2.VirtualHost] = {}
+    for port in service.ports:
+        if not port.protocol.is_http or port.port in hosts:
+            continue
+        cluster = _xds.outbound_cluster_name(port.port, service.hostname)
+        hosts[port.port] = route_components_pb2.VirtualHost(
+            name=f"{service.hostname}:{port.port}",
+            domains=outbound_domains(service, port.port, client_namespace),
+            routes=[_default_route(cluster, f"{service.hostname}:{port.port}/*")],
+            include_request_attempt_count=True,
         )
+    return hosts
+
+
+def outbound_route_config_frame(port: int) -> route_pb2.RouteConfiguration:
+    """The outbound route configuration of ``port`` without its virtual hosts."""
+    return route_pb2.RouteConfiguration(name=str(port), validate_clusters=_xds.boolean(False))
+
+
+def build_routes(proxy: Proxy, snapshot: Snapshot) -> list[route_pb2.RouteConfiguration]:
+    """The outbound RDS route configurations of a proxy, sorted by name.
+
+    One per HTTP port of the visible Services: their virtual hosts sorted by name, then
+    the catch-all one.
+    """
+    services = visible_services(proxy, snapshot)
+    by_port: dict[int, list[route_components_pb2.VirtualHost]] = {
+        port: [] for port in http_ports(services)
+    }
+    for service in services:
+        for port, host in outbound_virtual_hosts(service, proxy.namespace).items():
+            by_port[port].append(host)
+    configs: list[route_pb2.RouteConfiguration] = []
+    for port, hosts in by_port.items():
+        hosts.sort(key=lambda host: host.name)
+        config = outbound_route_config_frame(port)
+        config.virtual_hosts.extend([*hosts, catch_all_virtual_host(proxy)])
+        configs.append(config)
     configs.sort(key=lambda config: config.name)
     return configs

@@ -20,6 +20,7 @@ so the same objects give the same snapshot.
 
 from __future__ import annotations
 
+import bisect
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -180,14 +181,28 @@ class Snapshot:
     mesh: MeshSettings = field(default_factory=MeshSettings)
 
     def workload(self, namespace: str, name: str) -> Workload | None:
-        for workload in self.workloads:
+        workloads = self.workloads
+        # Sorted by namespace and name (``build_snapshot``): a binary search, then a scan
+        # for a snapshot put together in another order.
+        at = bisect.bisect_left(workloads, (namespace, name), key=lambda w: (w.namespace, w.name))
+        if at < len(workloads) and (workloads[at].namespace, workloads[at].name) == (
+            namespace,
+            name,
+        ):
+            return workloads[at]
+        for workload in workloads:
             if workload.namespace == namespace and workload.name == name:
                 return workload
         return None
 
     def services_of(self, workload: Workload) -> tuple[MeshService, ...]:
         """The Services whose selector picks ``workload``."""
-        return tuple(service for service in self.services if service.selects(workload))
+        namespace = workload.namespace
+        return tuple(
+            service
+            for service in self.services
+            if service.namespace == namespace and service.selects(workload)
+        )
 
     def mtls_for(self, workload: Workload) -> ComposedMTLS:
         return compose_peer_authentication(

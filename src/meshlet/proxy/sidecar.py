@@ -4,8 +4,10 @@ Theory of operation
 -------------------
 This process is the agent, as Istio's pilot-agent is beside Envoy. It holds the
 connections that leave the pod — the control plane's ADS (``--xds-address``:
-plaintext on 15010, TLS with the mesh root on 15012) and the CA (``--ca-address``,
-through ``meshlet.agent.Agent``) — and serves on unix sockets in the pod:
+plaintext on 15010; on 15012 TLS with the mesh root, proving the pod's identity with
+its workload certificate once it has one, else with its token as ``authorization:
+Bearer``) and the CA (``--ca-address``, through ``meshlet.agent.Agent``) — and serves on
+unix sockets in the pod:
 
 - SDS (the agent's server, ``./var/run/secrets/workload-spiffe-uds/socket``):
   ``default``, ``ROOTCA``, ``file-cert:…``, ``file-root:…``;
@@ -14,8 +16,10 @@ through ``meshlet.agent.Agent``) — and serves on unix sockets in the pod:
   (NACKing what the proxy cannot serve, keeping the last good config) and the workers
   get only that.
 
-It starts ``--concurrency`` workers as new processes (``python -m
-meshlet.proxy.worker``; never a fork of this process, which runs gRPC threads). Each
+It starts ``--concurrency`` workers (``meshlet.proxy.worker``), forked from a zygote
+(``meshlet.proxy.zygote``): a small process started once, which imported the data path
+and no gRPC, so the workers share its pages; never a fork of this process, which runs
+gRPC threads. Each
 is an xDS and SDS client of those sockets and serves every listener with
 ``SO_REUSEPORT``. A worker that dies is started again (back-off from 0.5 s to 10 s).
 The node id is Istio's ``sidecar~<pod-ip>~<pod>.<ns>~<ns>.svc.cluster.local``.
@@ -70,13 +74,14 @@ from meshlet.pilot.secrets import referenced_secret_names
 from meshlet.proxy._http import http_get
 from meshlet.proxy._logging import setup_logging
 from meshlet.proxy._unix import UnixPath
+from meshlet.proxy._workers import ForkedWorker, WorkerStarter
 from meshlet.proxy.admin import OperatorServers
 from meshlet.proxy.config import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
 from meshlet.proxy.config_dump import Dumped, SecretState, build_config_dump, static_pipe_cluster
 from meshlet.proxy.limits import DEFAULT_MAX_CONNECTIONS
 from meshlet.proxy.local_xds import LocalXdsServer
 from meshlet.proxy.standalone import StandaloneConfig
-from meshlet.proxy.xds_client import XdsClient
+from meshlet.proxy.xds_client import StreamAuth, StreamAuthSource, XdsClient
 
 __all__ = ["Sidecar", "SidecarOptions", "main", "node_id", "run_sidecar"]
 
@@ -119,7 +124,7 @@ class SidecarOptions:
 class _WorkerProcess:
     worker_id: int
     control: str
-    process: asyncio.subprocess.Process | None = None
+    process: ForkedWorker | None = None
     started: float = 0.0
     restarts: int = 0
 
@@ -150,6 +155,7 @@ class Sidecar:
         self.xds: XdsClient | None = None
         self.servers: OperatorServers | None = None
         self.workers: list[_WorkerProcess] = []
+        self._starter = WorkerStarter()
         self._stop = asyncio.Event()
         self.draining = False
         self._health_failed = False
@@ -159,6 +165,8 @@ class Sidecar:
         self._resources: dict[str, dict[str, _Seen]] = {}
         self._secrets: dict[str, _Seen] = {}
         self._secret_versions = itertools.count(1)
+        self._xds_root = b""  # the mesh root the ADS channel trusts until the agent has one
+        self._xds_presented_certificate = False
         self.node = base_pb2.Node(
             id=options.node_id, cluster="", user_agent_name="meshlet",
             user_agent_version=__version__,
@@ -220,7 +228,7 @@ class Sidecar:
                 options.node_id,
                 self._set_config,
                 metadata=dict(options.metadata),
-                credentials=self._xds_credentials(),
+                auth=self._xds_auth_source(),
             )
             self._spawn(self.xds.run(), "upstream xds")
         self.servers = OperatorServers(
@@ -238,12 +246,56 @@ class Sidecar:
             self.servers.bound.get("admin", "off"),
         )
 
-    def _xds_credentials(self) -> grpc.ChannelCredentials | None:
+    def _xds_auth_source(self) -> StreamAuthSource | None:
+        """How the ADS streams prove the pod's identity (None: plaintext, not 15012)."""
         address = self.options.xds_address or ""
-        if not address.endswith(":15012") or self.options.agent is None:
+        agent = self.options.agent
+        if not address.endswith(":15012") or agent is None:
             return None
-        with open(self.options.agent.root_cert_path, "rb") as file:
-            return grpc.ssl_channel_credentials(root_certificates=file.read())
+        try:
+            with open(agent.root_cert_path, "rb") as file:
+                self._xds_root = file.read()
+        except OSError as exc:
+            raise MeshletError(
+                f"cannot read the mesh root certificate {agent.root_cert_path}: "
+                f"{exc.strerror or exc}"
+            ) from None
+        return self._xds_stream_auth
+
+    def _xds_stream_auth(self, ended_with: grpc.StatusCode | None) -> StreamAuth:
+        """TLS with the mesh root; the workload certificate while it is valid (mutual TLS),
+        else the pod's token. A stream refused with the certificate retries with the token."""
+        workload = self.agent.workload if self.agent is not None else None
+        root = workload.root().trusted_ca if workload is not None else self._xds_root
+        item = workload.certificate() if workload is not None else None
+        refused = ended_with is grpc.StatusCode.UNAUTHENTICATED and self._xds_presented_certificate
+        if workload is not None and item is not None and not refused:
+            not_after = workload.status().not_after
+            if not_after is None or datetime.now(UTC) < not_after:
+                self._xds_presented_certificate = True
+                return StreamAuth(
+                    grpc.ssl_channel_credentials(
+                        root_certificates=root,
+                        private_key=item.private_key,
+                        certificate_chain=item.certificate_chain,
+                    )
+                )
+        self._xds_presented_certificate = False
+        token = self._read_token()
+        metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        return StreamAuth(grpc.ssl_channel_credentials(root_certificates=root), metadata)
+
+    def _read_token(self) -> str | None:
+        """The pod's token, read afresh (it may have been rotated)."""
+        path = self.options.agent.token_path if self.options.agent is not None else None
+        if path is None:
+            return None
+        try:
+            with open(path, encoding="utf-8") as file:
+                return file.read().strip() or None
+        except OSError as exc:
+            log.warning("cannot read the pod token %s: %s", path, exc.strerror or exc)
+            return None
 
     _tasks: set[asyncio.Task[None]]
 
@@ -273,6 +325,7 @@ class Sidecar:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
                 await process.wait()
+        await self._starter.aclose()
         for task in list(getattr(self, "_tasks", ())):
             task.cancel()
         if self.xds is not None:
@@ -304,7 +357,6 @@ class Sidecar:
         delay = 0.5
         while not self.draining:
             command = [
-                sys.executable, "-m", "meshlet.proxy.worker",
                 "--worker-id", str(worker.worker_id),
                 "--node-id", self.options.node_id,
                 "--xds-socket", os.path.join(self.run_dir, XDS_SOCKET_NAME),
@@ -317,11 +369,15 @@ class Sidecar:
                 "--access-log", self.options.access_log or "",
             ]  # fmt: skip
             worker.started = time.monotonic()
-            # close_fds=False lets Python use posix_spawn (every fd it opens is already
-            # close-on-exec): no fork, so no fork handlers run in this gRPC process.
-            worker.process = await asyncio.create_subprocess_exec(
-                *command, stdin=asyncio.subprocess.DEVNULL, close_fds=False
-            )
+            # Forked from the zygote, which imported the data path and no gRPC: the
+            # workers share its pages; this gRPC process never forks.
+            try:
+                worker.process = await self._starter.spawn(command)
+            except (OSError, TimeoutError) as exc:
+                log.warning("worker %d could not be started: %s", worker.worker_id, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
             log.info("worker %d started (pid %d)", worker.worker_id, worker.process.pid)
             code = await worker.process.wait()
             if self.draining:

@@ -28,6 +28,11 @@ it had.
 When the stream fails or ends the client reconnects with exponential back-off (0.2 s
 doubling to 10 s, with jitter; reset once a response arrives) and subscribes again,
 telling the server the versions it has. Node id and metadata are the caller's.
+
+How a stream proves who it is is the caller's too: fixed ``credentials``, or an
+``auth`` function asked before every stream (with the status the last stream ended
+with) for the channel's credentials and the call's metadata — so a sidecar can present
+its current workload certificate, or its token before it has one.
 """
 
 from __future__ import annotations
@@ -64,7 +69,7 @@ from meshlet.proxy.config import (
     validate_resources,
 )
 
-__all__ = ["Backoff", "ConfigUpdate", "XdsClient"]
+__all__ = ["Backoff", "ConfigUpdate", "StreamAuth", "StreamAuthSource", "XdsClient"]
 
 log = logging.getLogger("meshlet.proxy.xds")
 
@@ -89,6 +94,20 @@ class Backoff:
     def delay(self, attempt: int) -> float:
         base = min(self.maximum, self.initial * 2.0 ** max(0, attempt))
         return base * (1 + random.uniform(-self.jitter, self.jitter))
+
+
+@dataclass(frozen=True, slots=True)
+class StreamAuth:
+    """How one stream proves who it is: TLS credentials (None: plaintext) and the call's
+    metadata (``authorization: Bearer …``)."""
+
+    credentials: grpc.ChannelCredentials | None = None
+    metadata: tuple[tuple[str, str], ...] = ()
+
+
+#: Asked before each stream, with the status code the last stream ended with (None if
+#: it did not end with one, or on the first).
+StreamAuthSource = Callable[[grpc.StatusCode | None], StreamAuth]
 
 
 @dataclass
@@ -132,7 +151,8 @@ class XdsClient:
     """An ADS client for one proxy (see the module docstring).
 
     ``await run()`` until ``await stop()``. ``target`` is a gRPC target
-    (``127.0.0.1:15010``, ``unix:/path``); ``credentials`` makes the channel TLS.
+    (``127.0.0.1:15010``, ``unix:/path``); ``credentials`` makes the channel TLS;
+    ``auth``, when given, replaces it and is asked before each stream.
     ``validation_cache`` may be shared by clients in one process: verdicts are kept by
     the digest of a resource's bytes.
     """
@@ -146,6 +166,7 @@ class XdsClient:
         metadata: Mapping[str, str] | None = None,
         cluster: str = "",
         credentials: grpc.ChannelCredentials | None = None,
+        auth: StreamAuthSource | None = None,
         backoff: Backoff | None = None,
         validation_cache: dict[bytes, tuple[str, ...]] | None = None,
     ) -> None:
@@ -156,7 +177,8 @@ class XdsClient:
             meta.fields[key].string_value = value
         self.node.metadata.CopyFrom(meta)
         self._on_update = on_update
-        self._credentials = credentials
+        self._auth = auth or (lambda _code: StreamAuth(credentials))
+        self._ended_with: grpc.StatusCode | None = None
         self._backoff = backoff or Backoff()
         self._cache = validation_cache if validation_cache is not None else {}
         self._types = {
@@ -203,8 +225,14 @@ class XdsClient:
                     raise
                 break  # stop() cancelled the call
             except grpc.aio.AioRpcError as exc:
+                self._ended_with = exc.code()
                 if not self._stopping.is_set():
-                    log.info("xDS stream to %s ended: %s", self.target, exc.code().name)
+                    log.info(
+                        "xDS stream to %s ended: %s: %s",
+                        self.target,
+                        exc.code().name,
+                        exc.details() or "",
+                    )
             except Exception:
                 if not self._stopping.is_set():
                     log.exception("xDS stream to %s failed", self.target)
@@ -225,20 +253,24 @@ class XdsClient:
 
     # --- one stream ----------------------------------------------------------------------
 
-    def _channel(self) -> grpc.aio.Channel:
-        options = [
+    def _channel(self, credentials: grpc.ChannelCredentials | None) -> grpc.aio.Channel:
+        options: list[tuple[str, Any]] = [
             ("grpc.max_receive_message_length", _MAX_MESSAGE),
             ("grpc.max_send_message_length", _MAX_MESSAGE),
         ]
-        if self._credentials is not None:
-            return grpc.aio.secure_channel(self.target, self._credentials, options=options)
+        if credentials is not None:
+            # A connection of its own: never one opened with an earlier certificate.
+            options.append(("grpc.use_local_subchannel_pool", 1))
+            return grpc.aio.secure_channel(self.target, credentials, options=options)
         return grpc.aio.insecure_channel(self.target, options=options)
 
     async def _stream_once(self) -> bool:
         got_response = False
-        async with self._channel() as channel:
+        auth = self._auth(self._ended_with)
+        self._ended_with = None
+        async with self._channel(auth.credentials) as channel:
             stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
-            call = stub.StreamAggregatedResources()
+            call = stub.StreamAggregatedResources(metadata=auth.metadata or None)
             self._call = call
             try:
                 first = True

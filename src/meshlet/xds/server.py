@@ -25,40 +25,61 @@ non-wildcard types.
 
 ``update_snapshot`` may be called at any rate: changes are debounced (100 ms of quiet,
 at most 1 s of delay), then each connected proxy's config is updated
-(``cache.update_proxy_config``, incremental where the change allows) and pushed to that
-proxy only if some of its resources changed. Proxies are rebuilt one at a time with
+(``cache.update_proxy_config``, incremental where the change allows, with the outbound
+side built once per Service and view and shared through one ``cache.BuildCache`` per
+snapshot) and pushed to that proxy only if some of its resources changed. Proxies are rebuilt one at a time with
 the event loop let through in between, and each is pushed as soon as it is built.
 
 ``istio.io/debug/syncz`` requests (``status``) are answered on any stream with the
 status of every connected proxy: how ``meshlet proxy-status`` asks, as istioctl asks
-istiod. Port 15010 serves plaintext; with ``ServerTLS`` (15012) the server presents its
-certificate; checking a sidecar's own mesh certificate is not done here (sidecars are
-not authenticated on this port yet).
+istiod.
+
+Two ports serve the same proxies (one set of connections, one ``status()``):
+
+- ``start(host, 15010)``: plaintext, no authentication, for the node's own tools;
+- ``add_authenticated_service(server, authenticate)``: the ADS service on another gRPC
+  server, the CA's TLS port 15012 (``meshlet.ca.server.CAServer(services=[...])``).
+  There each stream proves an identity before anything else (``UNAUTHENTICATED``
+  otherwise) and its node must be of that identity (``PERMISSION_DENIED`` otherwise):
+  the rules are ``auth``'s.
+
+``ServerTLS`` makes ``start`` serve TLS itself, without authenticating callers; the
+mesh's sidecars use the authenticated port instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc
 
 from meshlet import __version__
+from meshlet.errors import AuthenticationError, AuthorizationError
 from meshlet.pilot.snapshot import Snapshot
+from meshlet.xds.auth import (
+    AUTHENTICATION_FAILURE,
+    NodeClaim,
+    authorization_failure,
+    authorize_node,
+)
 from meshlet.xds.cache import (
     TYPE_ORDER,
     WILDCARD_TYPES,
+    BuildCache,
     Impact,
     Interner,
     ProxyConfig,
     TypeResources,
+    encode_response,
     parse_node_id,
     proxy_for_node,
     short_type,
@@ -73,7 +94,11 @@ from meshlet.xds.status import (
     TypeStatus,
     syncz_response,
 )
-from meshlet.xds.stream import AdsStream, Answer, Watch, discovery_response
+from meshlet.xds.stream import AdsStream, Answer, Watch
+
+if TYPE_CHECKING:
+    from meshlet.ca.server import Caller
+    from meshlet.ca.signing import SpiffeId
 
 __all__ = ["DEFAULT_DEBOUNCE", "AdsServer", "AdsService", "ServerTLS"]
 
@@ -94,10 +119,14 @@ class ServerTLS:
 
 
 class _Connection(AdsStream):
-    """One proxy's stream, with what its node metadata says of it."""
+    """One proxy's stream, with what its node metadata says of it.
 
-    def __init__(self, peer: str) -> None:
+    ``identity`` is what the caller proved on the authenticated port (None on 15010).
+    """
+
+    def __init__(self, peer: str, identity: SpiffeId | None = None) -> None:
         super().__init__(peer, log=log, label="ADS")
+        self.identity = identity
         self.cluster_id = ""
         self.istio_version = ""
 
@@ -125,30 +154,52 @@ class _Connection(AdsStream):
         )
 
 
-class AdsService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignore[misc]
-    """``envoy.service.discovery.v3.AggregatedDiscoveryService`` over the server's state."""
+#: The caller of a call, or ``AuthenticationError`` (``CAServer.authenticate_caller``).
+Authenticator = Callable[[grpc.aio.ServicerContext], Awaitable["Caller"]]
 
-    def __init__(self, server: AdsServer) -> None:
+
+class AdsService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignore[misc]
+    """``envoy.service.discovery.v3.AggregatedDiscoveryService`` over the server's state.
+
+    With ``authenticate``, each stream must prove an identity and name a node of it.
+    """
+
+    def __init__(self, server: AdsServer, authenticate: Authenticator | None = None) -> None:
         self._server = server
+        self._authenticate = authenticate
 
     async def StreamAggregatedResources(  # noqa: N802 (the gRPC method name)
         self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[Any]:
-        connection = _Connection(context.peer() or "ads")
+        peer, identity = context.peer() or "ads", None
+        if self._authenticate is not None:
+            try:
+                caller = await self._authenticate(context)
+            except AuthenticationError as exc:
+                log.warning("ADS: failed to authenticate client from %s: %s", peer, exc.message)
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, AUTHENTICATION_FAILURE)
+                return
+            peer, identity = caller.address, caller.identity
+        connection = _Connection(peer, identity)
         server = self._server
         responses = connection.serve(
             request_iterator,
             lambda request: server._on_request(connection, request),
             lambda: server._push_responses(connection),
         )
+        refused: AuthorizationError | None = None
         try:
             async with contextlib.aclosing(responses):
                 async for response in responses:
                     yield response
             if connection.error is not None:
                 log.info("ADS: connection %s ended: %s", connection.id, connection.error)
+        except AuthorizationError as exc:
+            refused = exc
         finally:
             server._disconnect(connection)
+        if refused is not None:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, authorization_failure(refused))
 
 
 class AdsServer:
@@ -177,6 +228,7 @@ class AdsServer:
         self._connections: dict[str, _Connection] = {}
         self._configs: dict[str, ProxyConfig] = {}
         self._interner = Interner()
+        self._cache: BuildCache | None = None  # what proxies of the snapshot share
         self._debounce_task: asyncio.Task[None] | None = None
         self._last_update = 0.0
         self._first_update = 0.0
@@ -216,6 +268,18 @@ class AdsServer:
             "ADS server listening on %s:%d (%s)", host, bound, "TLS" if self._tls else "plaintext"
         )
         return int(bound)
+
+    def add_authenticated_service(
+        self, server: grpc.aio.Server, authenticate: Authenticator
+    ) -> None:
+        """Serve these proxies on ``server`` too, each stream authenticated by ``authenticate``
+        and its node authorized (``auth``): how the CA's port 15012 carries ADS.
+
+        Fits ``CAServer(services=[ads.add_authenticated_service])``.
+        """
+        ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(
+            AdsService(self, authenticate), server
+        )
 
     async def stop(self, grace: float | None = 1.0) -> None:
         task, self._debounce_task = self._debounce_task, None
@@ -279,6 +343,16 @@ class AdsServer:
                         connection.wake()
             await asyncio.sleep(0)  # let pushes and ACKs through between proxies
 
+    def _build_cache(self, snapshot: Snapshot) -> BuildCache:
+        """The shared build cache of ``snapshot``, advanced from the previous one."""
+        cache = self._cache
+        if cache is None:
+            cache = BuildCache(snapshot, self._interner)
+        elif cache.snapshot is not snapshot:
+            cache = cache.advance(snapshot, self._interner)
+        self._cache = cache
+        return cache
+
     def _rebuild(self, node_id: str, snapshot: Snapshot, impact: Impact | None) -> bool:
         """Update the node's config; whether it changed."""
         previous = self._configs.get(node_id)
@@ -290,14 +364,11 @@ class AdsServer:
             return False
         if impact is None:
             impact = Impact(full=True)
-        config = update_proxy_config(previous, proxy, snapshot, impact, self._interner)
-        config = ProxyConfig(
-            node_id=node_id,
-            clusters=config.clusters,
-            listeners=config.listeners,
-            endpoints=config.endpoints,
-            routes=config.routes,
+        config = update_proxy_config(
+            previous, proxy, snapshot, impact, self._interner, cache=self._build_cache(snapshot)
         )
+        if config.node_id != node_id:
+            config = dataclasses.replace(config, node_id=node_id)
         self._configs[node_id] = config
         return previous is None or any(
             (previous.of(t) or TypeResources(t)).version
@@ -322,6 +393,26 @@ class AdsServer:
         ):
             self._configs.pop(connection.node_id, None)
 
+    @staticmethod
+    def _authorize(connection: _Connection, node_id: str, fields: Any) -> None:
+        """``AuthorizationError`` unless the stream's identity may have ``node_id``'s config."""
+        assert connection.identity is not None
+        metadata = {
+            key: fields[key].string_value
+            for key in ("NAMESPACE", "SERVICE_ACCOUNT")
+            if key in fields and fields[key].HasField("string_value")
+        }
+        try:
+            authorize_node(connection.identity, NodeClaim.of(node_id, metadata))
+        except AuthorizationError as exc:
+            log.warning(
+                "ADS: unauthorized XDS: %s with identity %s: %s",
+                connection.peer,
+                connection.identity,
+                exc.message,
+            )
+            raise
+
     def _config_for(self, connection: _Connection) -> ProxyConfig | None:
         node_id = connection.node_id
         if node_id not in self._configs and self._snapshot is not None:
@@ -339,8 +430,10 @@ class AdsServer:
                 )
             ]
         if request.HasField("node") and request.node.id and not connection.node_id:
-            connection.node_id = request.node.id
             fields = request.node.metadata.fields
+            if connection.identity is not None:
+                self._authorize(connection, request.node.id, fields)
+            connection.node_id = request.node.id
             connection.cluster_id = (
                 fields["CLUSTER_ID"].string_value if "CLUSTER_ID" in fields else "Kubernetes"
             )
@@ -393,18 +486,17 @@ class AdsServer:
             version = resources.version
             send = names
         else:
-            requested = watch.names or frozenset()
-            names = sorted(name for name in requested if name in resources.data)
-            version = resources.version_of(names)
-            send = [
-                name
-                for name in names
-                if (force is not None and name in force)
-                or watch.sent.get(name) != resources.digests[name]
-            ]
+            present = (watch.names or frozenset()) & resources.data.keys()
+            version = resources.version_of(present)
+            # New or changed since last sent (set operations: thousands of names).
+            due = present & {name for name, _ in resources.digests.items() - watch.sent.items()}
+            if force is not None:
+                due |= present & force
+            send = sorted(due)
             if not send:
                 return None  # nothing new (a name that went away is not announced)
-        response = discovery_response(type_url, version, (resources.data[name] for name in send))
+        response = encode_response(type_url, version, resources, send, self._interner)
+        response.nonce = uuid.uuid4().hex
         if type_url in WILDCARD_TYPES:
             watch.sent = dict(resources.digests)
         else:
