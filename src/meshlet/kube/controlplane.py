@@ -90,6 +90,7 @@ class ControlPlane:
             os.urandom(32),  # pods on Kubernetes prove themselves with TokenReview
             trust_domain=settings.mesh.trust_domain,
             token_reviewer=TokenReviewer(api, trust_domain=settings.mesh.trust_domain),
+            services=[self.ads.add_authenticated_service],  # xDS over TLS on 15012 too
         )
         self.webhook = WebhookServer(
             settings.injection(), signer, namespace_labels=self.source.namespace_labels

@@ -62,7 +62,7 @@ class KubeSettings:
         """What the webhook and ``kube-inject`` write into every sidecar."""
         return InjectionSettings(
             image=self.image,
-            xds_address=f"{self.service_host}:{XDS_PORT}",
+            xds_address=f"{self.service_host}:{CA_PORT}",  # xDS and the CA share 15012 (TLS)
             ca_address=f"{self.service_host}:{CA_PORT}",
             trust_domain=self.mesh.trust_domain,
             root_namespace=self.namespace,
