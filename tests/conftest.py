@@ -4,8 +4,16 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 REPO = Path(__file__).resolve().parents[1]
+
+# The suite's property tests run the same examples every time, so that a run is
+# repeatable and main stays green; longer, randomised searches are `bench/fuzz.sh`'s
+# job. `HYPOTHESIS_PROFILE=explore` searches anew on each run.
+settings.register_profile("suite", derandomize=True, database=None)
+settings.register_profile("explore")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 
 def api_schemas_dir() -> Path | None:

@@ -9,7 +9,7 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from meshlet.proxy.hcm import HttpConnectionManager
+from meshlet.proxy.hcm import H2_PREFACE, HttpConnectionManager
 from tests.proxy.hcm_support import OK_RESPONSE, ScriptedUpstream, canned, manager_for
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -50,10 +50,14 @@ async def _serve(data: bytes, cuts: list[int]) -> bytes:
     return out
 
 
-def _check(out: bytes) -> None:
+def _check(out: bytes, sent: bytes) -> None:
     """Every response in ``out`` has a status line of a status the proxy uses (the
-    upstream's bodies here are ``ok``, so any status line in ``out`` is a response's)."""
+    upstream's bodies here are ``ok``, so any status line in ``out`` is a response's);
+    a client that sent HTTP/2's preface gets HTTP/2, which starts with a SETTINGS frame."""
     if not out:
+        return
+    if sent.startswith(H2_PREFACE):
+        assert len(out) >= 9 and out[3] == 0x4, out[:80]  # frame type 4: SETTINGS
         return
     assert STATUS.match(out) is not None, out[:80]
     for match in re.finditer(rb"HTTP/1\.1 (\d{3}) ", out):
@@ -63,7 +67,7 @@ def _check(out: bytes) -> None:
 @FUZZ
 @given(st.binary(max_size=400), st.lists(st.integers(0, 400), max_size=5))
 def test_random_bytes(data: bytes, cuts: list[int]) -> None:
-    _check(asyncio.run(_serve(data, cuts)))
+    _check(asyncio.run(_serve(data, cuts)), data)
 
 
 @FUZZ
@@ -79,7 +83,7 @@ def test_mutated_requests(
     for position, replacement in mutations:
         at = min(position, len(data))
         data[at : at + len(replacement)] = replacement
-    _check(asyncio.run(_serve(bytes(data), cuts)))
+    _check(asyncio.run(_serve(bytes(data), cuts)), bytes(data))
 
 
 @FUZZ
@@ -90,3 +94,8 @@ def test_valid_requests_in_any_pieces_are_served(request: bytes, cuts: list[int]
         out = out[len(b"HTTP/1.1 100 Continue\r\n\r\n") :]
     assert STATUS.match(out) is not None
     assert out.split(b" ", 2)[1] == b"200"
+
+
+def test_the_http2_preface_on_a_plaintext_port_is_answered_in_http2() -> None:
+    """The input hypothesis once found: HTTP/2 with prior knowledge, answered as such."""
+    _check(asyncio.run(_serve(H2_PREFACE, [])), H2_PREFACE)
