@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 
 import h2.config
@@ -137,6 +138,56 @@ async def test_a_stalled_upstream_hits_the_stream_idle_timeout() -> None:
     assert out.endswith(b"stream timeout")
     for task in upstream.tasks:
         task.cancel()
+
+
+async def test_a_timeout_moved_later_fires_at_its_new_time_not_the_old_one() -> None:
+    # The head's short timeout (0.05 s) is armed first; once the head is in, the stream
+    # idle timeout (0.3 s) applies: the stalled upstream is answered 408 only then.
+    async def never(request: bytes, stream: MemoryStream) -> None:
+        await asyncio.sleep(3600)
+
+    upstream = ScriptedUpstream(never)
+    manager = manager_for(
+        upstream,
+        hcm=_hcm(request_headers_timeout=0.05, stream_idle_timeout=0.3),
+        routes=route_config(timeout=0.0),
+    )
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with asyncio.timeout(5):
+        out = await exchange(manager, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert loop.time() - started >= 0.3
+    assert out.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert out.endswith(b"stream timeout")
+    for task in upstream.tasks:
+        task.cancel()
+
+
+async def test_each_request_of_a_connection_gets_its_own_route_timeout() -> None:
+    calls = 0
+
+    async def slow_second(request: bytes, stream: MemoryStream) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            await asyncio.sleep(0.25)  # over the route timeout counted from its own start
+        stream.write(OK_RESPONSE)
+
+    upstream = ScriptedUpstream(slow_second)
+    manager = manager_for(upstream, routes=route_config(timeout=0.15))
+    client, server = memory_stream_pair()
+    task = asyncio.get_running_loop().create_task(manager.serve(server))
+    request = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+    async with asyncio.timeout(5):
+        client.write(request)
+        await asyncio.sleep(0.1)  # the first is answered at once
+        client.write(request)
+        await asyncio.sleep(0.3)
+        client.write(request + b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        out = await _read_all(client)
+        await task
+    statuses = re.findall(rb"HTTP/1\.1 ([0-9]{3}) ", out)
+    assert statuses == [b"200", b"504", b"200", b"200"]
 
 
 async def test_a_body_that_stops_midway_resets_the_stream() -> None:

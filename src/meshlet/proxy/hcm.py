@@ -192,6 +192,106 @@ _HEAD_DETAILS = {
 }
 
 
+class _LazyDeadline:
+    """Moves an ``asyncio.Timeout`` without a timer operation per move.
+
+    The connection's deadline moves several times per request (idle, head, stream);
+    rescheduling the ``Timeout`` each time costs a timer cancel and a timer start. Here
+    one loop timer stays armed: a later deadline is only noted, and when the timer fires
+    early it re-arms itself for the noted time; only an earlier deadline re-arms it at
+    once. When the noted deadline has passed, the ``Timeout`` is expired (it cancels
+    the task as it would have on its own).
+    """
+
+    __slots__ = ("_armed_at", "_handle", "_loop", "_timeout", "_when")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: asyncio.Timeout) -> None:
+        self._loop = loop
+        self._timeout = timeout
+        self._when: float | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self._armed_at = 0.0
+
+    def reschedule(self, when: float | None) -> None:
+        self._when = when
+        if when is None:
+            return
+        handle = self._handle
+        if handle is not None:
+            if self._armed_at <= when:
+                return
+            handle.cancel()
+        self._armed_at = when
+        self._handle = self._loop.call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        when = self._when
+        if when is None or self._timeout.expired():
+            return
+        if self._loop.time() < when:
+            self._armed_at = when
+            self._handle = self._loop.call_at(when, self._fire)
+            return
+        self._timeout.reschedule(when)
+
+    def cancel(self) -> None:
+        self._when = None
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
+class _Deadlines:
+    """Expires any number of ``asyncio.Timeout`` (entered with no deadline) from one
+    loop timer, as ``_LazyDeadline`` does for one: the route timeouts of a connection's
+    requests. Adding a deadline later than the armed timer, or removing one, costs no
+    timer operation; when the timer fires it expires what is due and re-arms for the
+    earliest deadline left."""
+
+    __slots__ = ("_armed_at", "_handle", "_loop", "_pending")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._pending: dict[asyncio.Timeout, float] = {}
+        self._handle: asyncio.TimerHandle | None = None
+        self._armed_at = 0.0
+
+    def add(self, timeout: asyncio.Timeout, when: float) -> None:
+        self._pending[timeout] = when
+        handle = self._handle
+        if handle is not None:
+            if self._armed_at <= when:
+                return
+            handle.cancel()
+        self._armed_at = when
+        self._handle = self._loop.call_at(when, self._fire)
+
+    def discard(self, timeout: asyncio.Timeout) -> None:
+        self._pending.pop(timeout, None)
+
+    def _fire(self) -> None:
+        self._handle = None
+        now = self._loop.time()
+        earliest: float | None = None
+        for timeout, when in list(self._pending.items()):
+            if when <= now:
+                del self._pending[timeout]
+                if not timeout.expired():
+                    timeout.reschedule(when)
+            elif earliest is None or when < earliest:
+                earliest = when
+        if earliest is not None:
+            self._armed_at = earliest
+            self._handle = self._loop.call_at(earliest, self._fire)
+
+    def close(self) -> None:
+        self._pending.clear()
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
 class _Expired(Exception):
     """A connection or stream timeout fired (which one: ``_Phase``)."""
 
@@ -234,6 +334,7 @@ class HttpConnectionManager:
         self.wall_clock = wall_clock
         self._local = format_address(downstream.destination)
         self._remote = format_address(downstream.source)
+        self._route_deadlines: _Deadlines | None = None
 
     # --- serving ----------------------------------------------------------------------
 
@@ -247,6 +348,8 @@ class HttpConnectionManager:
         except (OSError, UpstreamFailure):
             stream.abort()
         finally:
+            if self._route_deadlines is not None:
+                self._route_deadlines.close()
             if not stream.closed:
                 stream.close()
 
@@ -263,9 +366,12 @@ class HttpConnectionManager:
         self._phase = _Phase.IDLE
         self._response_started = False
         try:
-            async with asyncio.timeout(None) as deadline:
-                self._deadline = deadline
-                await self._http1_loop(stream, loop, deadline, idle_timeout, headers_timeout)
+            async with asyncio.timeout(None) as timeout:
+                deadline = self._deadline = _LazyDeadline(loop, timeout)
+                try:
+                    await self._http1_loop(stream, loop, deadline, idle_timeout, headers_timeout)
+                finally:
+                    deadline.cancel()
         except TimeoutError:
             await self._expired(stream)
 
@@ -304,7 +410,7 @@ class HttpConnectionManager:
         self,
         stream: ByteStream,
         loop: asyncio.AbstractEventLoop,
-        deadline: asyncio.Timeout,
+        deadline: _LazyDeadline,
         idle_timeout: float | None,
         headers_timeout: float | None,
     ) -> None:
@@ -606,10 +712,19 @@ class HttpConnectionManager:
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
-            async with asyncio.timeout(decision.timeout):
-                upstream = await self.upstreams.request(
-                    cluster, endpoint, method=request.method, head=head, body=request.body
-                )
+            async with asyncio.timeout(None) as timeout:
+                deadlines = self._route_deadlines
+                if decision.timeout is not None:
+                    if deadlines is None:
+                        deadlines = self._route_deadlines = _Deadlines(loop)
+                    deadlines.add(timeout, started + decision.timeout)
+                try:
+                    upstream = await self.upstreams.request(
+                        cluster, endpoint, method=request.method, head=head, body=request.body
+                    )
+                finally:
+                    if deadlines is not None:
+                        deadlines.discard(timeout)
         except TimeoutError:
             info.flags, info.details = "UT", "response_timeout"
             return self.local_response(local_reply(504), decision)
