@@ -1,4 +1,5 @@
-"""The facts of istio-reference.md §3 and §4, asserted on the reference scenario's config."""
+"""Istio's facts (names, chain matches, SDS names, ALPN, server name, decorator), asserted on
+the reference scenario's config."""
 
 from __future__ import annotations
 
