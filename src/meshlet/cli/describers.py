@@ -94,6 +94,16 @@ def _annotations(w: _Writer, title: str, annotations: Any, level: int = 0) -> No
         w.line(level, f"{head}\t{key}: {value}\n")
 
 
+def _identity(w: _Writer, meta: Obj, *, namespaced: bool = True) -> None:
+    """The lines every describe of a simple kind starts with: name, namespace, labels
+    and annotations."""
+    w.line(0, f"Name:\t{meta.get('name', '')}\n")
+    if namespaced:
+        w.line(0, f"Namespace:\t{meta.get('namespace', '')}\n")
+    _labels(w, "Labels", meta.get("labels"))
+    _annotations(w, "Annotations", meta.get("annotations"))
+
+
 def _events(w: _Writer) -> None:
     w.line(0, "Events:\t<none>\n")
 
@@ -406,10 +416,7 @@ def _endpoints(service: Obj, port: Mapping[str, Any], pods: Sequence[Obj]) -> st
 def describe_service(service: Obj, pods: Sequence[Obj]) -> str:
     meta, spec = _meta(service), service.get("spec") or {}
     w = _Writer()
-    w.line(0, f"Name:\t{meta.get('name', '')}\n")
-    w.line(0, f"Namespace:\t{meta.get('namespace', '')}\n")
-    _labels(w, "Labels", meta.get("labels"))
-    _annotations(w, "Annotations", meta.get("annotations"))
+    _identity(w, meta)
     selector = spec.get("selector") or {}
     selector_text = ",".join(f"{k}={selector[k]}" for k in sorted(selector)) or "<none>"
     w.line(0, f"Selector:\t{selector_text}\n")
@@ -520,10 +527,7 @@ def describe_deployment(deployment: Obj, pods: Sequence[Obj]) -> str:
 def describe_secret(secret: Obj) -> str:
     meta = _meta(secret)
     w = _Writer()
-    w.line(0, f"Name:\t{meta.get('name', '')}\n")
-    w.line(0, f"Namespace:\t{meta.get('namespace', '')}\n")
-    _labels(w, "Labels", meta.get("labels"))
-    _annotations(w, "Annotations", meta.get("annotations"))
+    _identity(w, meta)
     w.line(0, f"\nType:\t{secret.get('type', 'Opaque')}\n")
     w.line(0, "\nData\n====\n")
     data = secret.get("data") or {}
@@ -539,9 +543,7 @@ def describe_secret(secret: Obj) -> str:
 def describe_namespace(namespace: Obj) -> str:
     meta = _meta(namespace)
     w = _Writer()
-    w.line(0, f"Name:\t{meta.get('name', '')}\n")
-    _labels(w, "Labels", meta.get("labels"))
-    _annotations(w, "Annotations", meta.get("annotations"))
+    _identity(w, meta, namespaced=False)
     w.line(0, f"Status:\t{(namespace.get('status') or {}).get('phase', 'Active')}\n")
     w.line(0, "\nNo resource quota.\n")
     w.line(0, "\nNo LimitRange resource.\n")
@@ -551,10 +553,7 @@ def describe_namespace(namespace: Obj) -> str:
 def describe_service_account(account: Obj) -> str:
     meta = _meta(account)
     w = _Writer()
-    w.line(0, f"Name:\t{meta.get('name', '')}\n")
-    w.line(0, f"Namespace:\t{meta.get('namespace', '')}\n")
-    _labels(w, "Labels", meta.get("labels"))
-    _annotations(w, "Annotations", meta.get("annotations"))
+    _identity(w, meta)
     pulls = [str(s.get("name")) for s in _list(account.get("imagePullSecrets"))]
     w.line(0, f"Image pull secrets:\t{', '.join(pulls) or '<none>'}\n")
     mountable = [str(s.get("name")) for s in _list(account.get("secrets"))]
@@ -567,10 +566,7 @@ def describe_service_account(account: Obj) -> str:
 def describe_config_map(config_map: Obj) -> str:
     meta = _meta(config_map)
     w = _Writer()
-    w.line(0, f"Name:\t{meta.get('name', '')}\n")
-    w.line(0, f"Namespace:\t{meta.get('namespace', '')}\n")
-    _labels(w, "Labels", meta.get("labels"))
-    _annotations(w, "Annotations", meta.get("annotations"))
+    _identity(w, meta)
     w.line(0, "\nData\n====\n")
     data = config_map.get("data") or {}
     for key in sorted(data):
@@ -636,10 +632,7 @@ def _unstructured(w: _Writer, level: int, content: Mapping[str, Any], path: str)
 def describe_generic(obj: Obj) -> str:
     meta = _meta(obj)
     w = _Writer()
-    w.line(0, f"Name:\t{meta.get('name', '')}\n")
-    w.line(0, f"Namespace:\t{meta.get('namespace', '')}\n")
-    _labels(w, "Labels", meta.get("labels"))
-    _annotations(w, "Annotations", meta.get("annotations"))
+    _identity(w, meta)
     _unstructured(w, 0, obj, "")
     _events(w)
     return w.text()
