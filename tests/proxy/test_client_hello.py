@@ -269,6 +269,33 @@ def test_malformed(data: bytes, reason: str | None) -> None:
     assert not outcome.oversized
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        one_record(hello(sni_ext(b"a.example"), alpn_ext(b"h2"))),
+        one_record(hello(sni_ext(b"a", b"b"))),
+        one_record(hello(extension(0, b"\x00\x05ab"))),
+        one_record(hello()[:-2] + b"\x00\x05"),
+        one_record(hello(alpn_ext(b"h2"), alpn_ext(b"h2"))),
+        one_record(hello(suites=b"\x13")),
+        one_record(b"\x02\x00\x00\x00"),
+        b"\x16\x03\x01\x00\x00",
+    ],
+)
+def test_one_whole_record_parses_as_bytes_fed_one_at_a_time(data: bytes) -> None:
+    """A ClientHello that came in one piece is decoded straight from it: same outcome."""
+    parser = ClientHelloParser()
+    assert parser.feed(data) == feed_bytewise(data)
+    assert parser.bytes_fed == len(data)
+
+
+def test_one_whole_record_over_a_small_cap_is_still_oversized() -> None:
+    data = one_record(hello(sni_ext(b"a.example")))
+    outcome = parse_client_hello(data, max_size=len(data) - 1)
+    assert isinstance(outcome, MalformedClientHello)
+    assert outcome.oversized
+
+
 def test_bytes_after_the_extensions_inside_the_message() -> None:
     message = bytearray(hello(alpn_ext(b"h2")))
     message += b"\x00"

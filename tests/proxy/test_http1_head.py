@@ -37,7 +37,7 @@ def llhttp_headers(head: bytes) -> list[tuple[bytes, bytes]] | None:
     except httptools.HttpParserError:
         return None
     assert collect.complete
-    return [(n, v.rstrip(b" \t")) for n, v in collect.headers]
+    return [(n.lower(), v.rstrip(b" \t")) for n, v in collect.headers]
 
 
 def scan_bytewise(data: bytes) -> RequestHead | HeadError | None:
@@ -59,7 +59,7 @@ def test_simple_get() -> None:
         (1, 1),
         len(data),
     )
-    assert head.headers == ((b"Host", b"httpbin"), (b"User-Agent", b"curl/7.88.1"))
+    assert head.headers == ((b"host", b"httpbin"), (b"user-agent", b"curl/7.88.1"))
     assert head.keep_alive
     assert head.body_framing is BodyFraming.NONE
     assert llhttp_headers(data) == list(head.headers)
@@ -104,7 +104,7 @@ def test_leading_empty_lines_are_skipped() -> None:
 def test_value_whitespace_is_trimmed() -> None:
     head = scan_request_head(b"GET / HTTP/1.1\r\nX:  a \t b \t\r\nY:\r\n\r\n")
     assert isinstance(head, RequestHead)
-    assert head.headers == ((b"X", b"a \t b"), (b"Y", b""))
+    assert head.headers == ((b"x", b"a \t b"), (b"y", b""))
 
 
 SMUGGLING = [

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from meshlet.proxy.http_headers import (
+    PEER_CERTIFICATE_CACHE_SIZE,
     ClientCertDetails,
     ForwardClientCert,
     Header,
@@ -189,6 +190,18 @@ def client_der(tmp_path: Path) -> bytes:
             x509.DNSName("www.lyft.com"),
         ],
     )
+
+
+def test_describe_peer_certificate_is_cached_by_the_der_bytes(client_der: bytes) -> None:
+    describe_peer_certificate.cache_clear()
+    first = describe_peer_certificate(client_der)
+    again = describe_peer_certificate(bytes(bytearray(client_der)))  # equal bytes, new object
+    assert again is first
+    info = describe_peer_certificate.cache_info()
+    assert (info.hits, info.misses, info.maxsize) == (1, 1, PEER_CERTIFICATE_CACHE_SIZE)
+    with pytest.raises(ValueError):
+        describe_peer_certificate(b"not a certificate")
+    assert describe_peer_certificate.cache_info().currsize == 1  # failures are not kept
 
 
 def test_describe_peer_certificate(client_der: bytes) -> None:

@@ -208,6 +208,31 @@ async def test_client_hello_in_pieces(running: Running) -> None:
         writer.close()
     (accepted,) = running.seen
     assert accepted.facts.server_name == HOST
+    assert accepted.peeked == len(hello)  # every byte seen, none consumed
+
+
+async def test_whole_client_hello_is_parsed_from_the_first_peek(running: Running) -> None:
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.check_hostname = False
+    client.verify_mode = ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = client.wrap_bio(incoming, outgoing, server_hostname=HOST)
+    with pytest.raises(ssl.SSLWantReadError):
+        tls.do_handshake()
+    hello = outgoing.read()
+    reader, writer = await asyncio.open_connection("127.0.0.1", running.port)
+    try:
+        writer.write(hello)
+        await writer.drain()
+        async with asyncio.timeout(10):
+            answer = await reader.read(5)
+        assert answer[:1] == b"\x16"
+    finally:
+        writer.close()
+    (accepted,) = running.seen
+    assert isinstance(accepted.client_hello, ClientHelloResult)
+    assert accepted.facts.server_name == HOST
+    assert accepted.peeked == len(hello)
 
 
 async def test_peer_that_closes_early_ends_only_its_connection(running: Running) -> None:

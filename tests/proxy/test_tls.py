@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import ssl
 
@@ -18,12 +19,15 @@ from meshlet.pilot import _xds
 from meshlet.proxy.runtime import StaticSecretProvider
 from meshlet.proxy.streams import memory_stream_pair
 from meshlet.proxy.tls import (
+    PEER_CACHE_SIZE,
     SanMatcher,
     TlsContextCache,
     TlsHandshakeError,
+    _cached_sans,
     accept_tls,
     client_tls,
     connect_tls,
+    peer_subject_alt_names,
     sans_match,
     server_tls,
 )
@@ -239,3 +243,95 @@ def test_san_matching(
 
 def test_no_matchers_accept_any_certificate() -> None:
     assert sans_match([], {})
+
+
+# --- connection set-up: the first bytes handed over, per-certificate work cached ---------
+
+
+async def test_server_handshake_from_bytes_already_taken_off_the_connection(
+    mesh: MeshPki,
+) -> None:
+    """The listener may pass the ClientHello it read; the handshake starts from it."""
+    near, far = memory_stream_pair()
+    server = server_tls(_server_context(), _secrets(mesh, SERVER_ID))
+    client = client_tls(_client_context(SERVER_ID), _secrets(mesh, CLIENT_ID))
+    connecting = asyncio.ensure_future(connect_tls(near, client, timeout=5))
+    hello = await far.read()  # the ClientHello, off the stream
+    assert hello[:1] == b"\x16"
+    accepted = await accept_tls(far, server, timeout=5, initial=hello)
+    connected = await connecting
+    assert accepted.peer_certificate is not None
+    assert connected.alpn_protocol == accepted.alpn_protocol == "istio-peer-exchange"
+    connected.write(b"ping")
+    assert await accepted.read() == b"ping"
+
+
+async def test_server_handshake_ends_cleanly_when_the_peer_sends_nothing(mesh: MeshPki) -> None:
+    near, far = memory_stream_pair()
+    server = server_tls(_server_context(), _secrets(mesh, SERVER_ID))
+    near.close()
+    with pytest.raises(TlsHandshakeError):
+        await accept_tls(far, server, timeout=5)
+
+
+async def test_san_checks_hold_for_a_certificate_seen_before(mesh: MeshPki) -> None:
+    """The parsed SANs are cached by certificate; the verdict stays per connection."""
+    client_secrets = _secrets(mesh, "spiffe://other.domain/ns/x/sa/y")
+    for _ in range(2):  # the second time the certificate's SANs come from the cache
+        near, far = memory_stream_pair()
+        accepted, _ = await asyncio.gather(
+            accept_tls(far, server_tls(_server_context(), _secrets(mesh, SERVER_ID)), timeout=5),
+            connect_tls(near, client_tls(_client_context(SERVER_ID), client_secrets), timeout=5),
+            return_exceptions=True,
+        )
+        assert isinstance(accepted, TlsHandshakeError)
+        assert "SAN" in accepted.reason
+
+
+def test_peer_subject_alt_names_is_cached_and_returns_a_fresh_dict(mesh: MeshPki) -> None:
+    chain, _ = mesh.leaf("spiffe://cluster.local/ns/a/sa/b", serial=77)
+    der = x509.load_pem_x509_certificate(chain).public_bytes(serialization.Encoding.DER)
+    _cached_sans.cache_clear()
+    first = peer_subject_alt_names(der)
+    first["URI"] = ("changed by the caller",)
+    second = peer_subject_alt_names(bytes(der))  # an equal, distinct bytes object
+    assert second["URI"] == ("spiffe://cluster.local/ns/a/sa/b",)
+    info = _cached_sans.cache_info()
+    assert (info.hits, info.misses, info.maxsize) == (1, 1, PEER_CACHE_SIZE)
+    with pytest.raises(ValueError):
+        peer_subject_alt_names(b"not a certificate")
+
+
+def _memory_handshake(
+    server: ssl.SSLObject, client: ssl.SSLObject, wires: list[ssl.MemoryBIO]
+) -> None:
+    """Both sides of a handshake over memory BIOs (``wires``: server in/out, client in/out)."""
+    server_in, server_out, client_in, client_out = wires
+    done = {"client": False, "server": False}
+    for _ in range(10):
+        for name, side in (("client", client), ("server", server)):
+            if not done[name]:
+                with contextlib.suppress(ssl.SSLWantReadError):
+                    side.do_handshake()
+                    done[name] = True
+            server_in.write(client_out.read())
+            client_in.write(server_out.read())
+    with contextlib.suppress(ssl.SSLWantReadError):
+        client.read(1)  # takes in the tickets the server sent after the handshake
+    assert all(done.values())
+
+
+def test_a_client_resumes_its_session_with_a_ticket(mesh: MeshPki) -> None:
+    """Resumption as Envoy offers it by default: stateless session tickets (a worker
+    resumes the sessions of the tickets it issued)."""
+    server = server_tls(_server_context(), _secrets(mesh, SERVER_ID))
+    client = client_tls(_client_context(SERVER_ID), _secrets(mesh, CLIENT_ID))
+    session = None
+    for attempt in range(2):
+        wires = [ssl.MemoryBIO() for _ in range(4)]
+        server_side = server.context.wrap_bio(wires[0], wires[1], server_side=True)
+        client_side = client.context.wrap_bio(wires[2], wires[3], session=session)
+        _memory_handshake(server_side, client_side, wires)
+        assert client_side.session_reused is (attempt == 1)
+        session = client_side.session
+        assert session is not None

@@ -28,6 +28,7 @@ parser only the bytes it has not fed before.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 __all__ = [
@@ -122,35 +123,84 @@ class _Malformed(Exception):
 
 
 class _Reader:
-    """Bounds-checked reads over one immutable buffer."""
+    """Bounds-checked reads over a window (``pos`` to ``end``) of one immutable buffer.
+
+    Error messages are built only when a read fails: decoding a well-formed ClientHello
+    formats no strings.
+    """
 
     __slots__ = ("_data", "_end", "_pos")
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, pos: int = 0, end: int | None = None) -> None:
         self._data = data
-        self._pos = 0
-        self._end = len(data)
+        self._pos = pos
+        self._end = len(data) if end is None else end
 
     @property
     def remaining(self) -> int:
         return self._end - self._pos
 
-    def take(self, n: int, what: str) -> bytes:
-        if n > self.remaining:
-            raise _Malformed(f"{what} runs past the end of its enclosing field")
+    def skip(self, n: int, what: str) -> int:
+        """Advance by ``n``; the start of the skipped bytes."""
         start = self._pos
-        self._pos += n
-        return self._data[start : self._pos]
+        if start + n > self._end:
+            raise _Malformed(f"{what} runs past the end of its enclosing field")
+        self._pos = start + n
+        return start
+
+    def take(self, n: int, what: str) -> bytes:
+        start = self.skip(n, what)
+        return self._data[start : start + n]
 
     def u8(self, what: str) -> int:
-        return self.take(1, what)[0]
+        return self._data[self.skip(1, what)]
 
     def u16(self, what: str) -> int:
-        return int.from_bytes(self.take(2, what), "big")
+        start = self.skip(2, what)
+        return (self._data[start] << 8) | self._data[start + 1]
 
-    def vector(self, length_bytes: int, what: str) -> _Reader:
-        length = int.from_bytes(self.take(length_bytes, f"length of {what}"), "big")
-        return _Reader(self.take(length, what))
+    def u16_list(self, what: str) -> tuple[int, ...]:
+        """The rest as big-endian 2-byte values (the caller checked the length is even)."""
+        count = self.remaining // 2
+        return struct.unpack_from(f">{count}H", self._data, self.skip(count * 2, what))
+
+    def vector(self, length_bytes: int, what: str | int) -> _Reader:
+        """A length-prefixed field; an ``int`` ``what`` names extension ``what``."""
+        pos, data = self._pos, self._data
+        if pos + length_bytes > self._end:
+            raise _Malformed(
+                f"length of {_field_name(what)} runs past the end of its enclosing field"
+            )
+        length = int.from_bytes(data[pos : pos + length_bytes], "big")
+        start = pos + length_bytes
+        if start + length > self._end:
+            raise _Malformed(f"{_field_name(what)} runs past the end of its enclosing field")
+        self._pos = start + length
+        return _Reader(data, start, start + length)
+
+    def extension(self) -> tuple[int, int, int]:
+        """The next extension: its type and where its data starts and ends."""
+        pos, data = self._pos, self._data
+        if pos + 2 > self._end:
+            raise _Malformed("extension type runs past the end of its enclosing field")
+        ext_type = (data[pos] << 8) | data[pos + 1]
+        if pos + 4 > self._end:
+            raise _Malformed(
+                f"length of extension {ext_type} runs past the end of its enclosing field"
+            )
+        start = pos + 4
+        end = start + ((data[pos + 2] << 8) | data[pos + 3])
+        if end > self._end:
+            raise _Malformed(f"extension {ext_type} runs past the end of its enclosing field")
+        self._pos = end
+        return ext_type, start, end
+
+    def window(self, start: int, end: int) -> _Reader:
+        return _Reader(self._data, start, end)
+
+
+def _field_name(what: str | int) -> str:
+    return what if isinstance(what, str) else f"extension {what}"
 
 
 class ClientHelloParser:
@@ -179,6 +229,11 @@ class ClientHelloParser:
         """Take more bytes; return the outcome once known (and every time after)."""
         if self._outcome is not None:
             return self._outcome
+        if not self._fed:
+            whole = self._whole_first_record(data)
+            if whole is not None:
+                self._fed = len(data)
+                return self._finish(whole)
         self._fed += len(data)
         view = memoryview(data)
         while view:
@@ -210,6 +265,31 @@ class ClientHelloParser:
             if outcome is not None:
                 return self._finish(outcome)
         return None
+
+    def _whole_first_record(self, data: bytes) -> ClientHelloOutcome | None:
+        """The outcome when the first bytes hold a whole ClientHello in one record.
+
+        The common case (a client writes its ClientHello at once): decoded straight from
+        ``data`` with no buffering. Anything else (pieces, several records, a limit
+        reached, a bad header) returns ``None`` and goes the general way.
+        """
+        if len(data) < _RECORD_HEADER + _HANDSHAKE_HEADER:
+            return None
+        if data[0] != _CONTENT_HANDSHAKE or data[1] != 3 or data[5] != _HANDSHAKE_CLIENT_HELLO:
+            return None
+        length = (data[3] << 8) | data[4]
+        end = _RECORD_HEADER + length
+        if length > _MAX_RECORD_PAYLOAD or end > len(data) or end > self._max_size:
+            return None
+        size = _HANDSHAKE_HEADER + int.from_bytes(data[6:9], "big")
+        if size > length:
+            return None
+        try:
+            return _decode_body(
+                data[_RECORD_HEADER + _HANDSHAKE_HEADER : _RECORD_HEADER + size], size
+            )
+        except _Malformed as exc:
+            return MalformedClientHello(exc.reason)
 
     def _finish(self, outcome: ClientHelloOutcome) -> ClientHelloOutcome:
         self._outcome = outcome
@@ -263,16 +343,14 @@ class ClientHelloParser:
 def _decode_body(body: bytes, size: int) -> ClientHelloResult:
     reader = _Reader(body)
     legacy_version = reader.u16("legacy_version")
-    reader.take(32, "random")
+    reader.skip(32, "random")
     session_id = reader.vector(1, "legacy_session_id")
     if session_id.remaining > 32:
         raise _Malformed("legacy_session_id is longer than 32 bytes")
     suites_reader = reader.vector(2, "cipher_suites")
     if suites_reader.remaining == 0 or suites_reader.remaining % 2:
         raise _Malformed("cipher_suites must be a non-empty list of 2-byte values")
-    cipher_suites = tuple(
-        suites_reader.u16("cipher suite") for _ in range(suites_reader.remaining // 2)
-    )
+    cipher_suites = suites_reader.u16_list("cipher suite")
     compression = reader.vector(1, "legacy_compression_methods")
     if compression.remaining == 0:
         raise _Malformed("legacy_compression_methods is empty")
@@ -286,17 +364,16 @@ def _decode_body(body: bytes, size: int) -> ClientHelloResult:
         if reader.remaining:
             raise _Malformed("bytes after the extensions")
         while extensions.remaining:
-            ext_type = extensions.u16("extension type")
-            data = extensions.vector(2, f"extension {ext_type}")
+            ext_type, start, end = extensions.extension()
             if ext_type in extension_types:
                 raise _Malformed(f"extension {ext_type} appears twice")
             extension_types.append(ext_type)
             if ext_type == _EXT_SERVER_NAME:
-                server_name = _decode_server_name(data)
+                server_name = _decode_server_name(extensions.window(start, end))
             elif ext_type == _EXT_ALPN:
-                alpn = _decode_alpn(data)
+                alpn = _decode_alpn(extensions.window(start, end))
             elif ext_type == _EXT_SUPPORTED_VERSIONS:
-                supported_versions = _decode_supported_versions(data)
+                supported_versions = _decode_supported_versions(extensions.window(start, end))
     return ClientHelloResult(
         server_name=server_name,
         alpn=alpn,
@@ -352,7 +429,7 @@ def _decode_supported_versions(data: _Reader) -> tuple[int, ...]:
         raise _Malformed("bytes after supported_versions")
     if versions.remaining == 0 or versions.remaining % 2:
         raise _Malformed("supported_versions must be a non-empty list of 2-byte values")
-    return tuple(versions.u16("version") for _ in range(versions.remaining // 2))
+    return versions.u16_list("version")
 
 
 def parse_client_hello(

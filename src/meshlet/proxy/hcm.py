@@ -185,6 +185,11 @@ class _RequestIds:
 
 _request_ids = _RequestIds()
 
+# The request headers the access log and the metrics read.
+_LOGGED_REQUEST_HEADERS = frozenset(
+    {b"user-agent", b"x-request-id", b"x-forwarded-for", b"content-type"}
+)
+
 # Envoy's RESPONSE_CODE_DETAILS for the heads the proxy refuses.
 _HEAD_DETAILS = {
     "head too large": "http1.headers_too_large",
@@ -335,11 +340,15 @@ class HttpConnectionManager:
         self._local = format_address(downstream.destination)
         self._remote = format_address(downstream.source)
         self._route_deadlines: _Deadlines | None = None
+        self._loop: asyncio.AbstractEventLoop  # set when serving starts
+        self._last_route: tuple[tuple[RouteTable, bytes, bytes], RouteDecision | None] | None = None
 
     # --- serving ----------------------------------------------------------------------
 
     async def serve(self, stream: ByteStream) -> None:
         """Serve until the client is done; never raises for the client's mistakes."""
+        # Kept: ``asyncio.get_running_loop`` costs a ``getpid`` system call on Python 3.11.
+        self._loop = asyncio.get_running_loop()
         try:
             if self.downstream.alpn == "h2":
                 await self._serve_http2(stream, b"")
@@ -360,7 +369,7 @@ class HttpConnectionManager:
 
     async def _serve_http1(self, stream: ByteStream) -> None:
         settings = self.settings
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         idle_timeout = settings.idle_timeout
         headers_timeout = settings.request_headers_timeout
         self._phase = _Phase.IDLE
@@ -386,7 +395,7 @@ class HttpConnectionManager:
         details = "request_header_timeout" if phase == _Phase.HEADERS else "stream_idle_timeout"
         reason = "request timeout" if phase == _Phase.HEADERS else "stream timeout"
         reply = local_reply(408, reason=reason, close=True)
-        info = self._current or self._new_info(asyncio.get_running_loop().time())
+        info = self._current or self._new_info(self._loop.time())
         info.flags = "DT" if phase == _Phase.HEADERS else "SI"
         info.details = details
         response = self.local_response(reply, None)
@@ -431,11 +440,15 @@ class HttpConnectionManager:
                 deadline.reschedule(
                     None if headers_timeout is None else loop.time() + headers_timeout
                 )
-            found = scan_request_head(
-                bytes(buffer),
-                search_from=searched,
-                max_head_size=max_head,
-                max_headers=settings.max_headers_count,
+            found = (
+                scan_request_head(
+                    bytes(buffer),
+                    search_from=searched,
+                    max_head_size=max_head,
+                    max_headers=settings.max_headers_count,
+                )
+                if buffer
+                else None
             )
             if found is None:
                 if len(buffer) >= len(H2_PREFACE) and buffer.startswith(H2_PREFACE):
@@ -510,7 +523,11 @@ class HttpConnectionManager:
         self, head: RequestHead, buffer: bytearray, stream: ByteStream
     ) -> tuple[Request | None, _Http1Body | None, LocalReply | None]:
         target = head.target
-        host = get_header(head.headers, b"host")
+        host = None
+        for name, value in head.headers:  # names are lower-case from the head scanner
+            if name == b"host":
+                host = value
+                break
         if target.startswith((b"http://", b"https://")):
             rest = target.split(b"://", 1)[1]
             authority, slash, path = rest.partition(b"/")
@@ -521,7 +538,7 @@ class HttpConnectionManager:
                 return None, None, local_reply(400, close=True)
             host = b""
         headers = [(b"host", host)]
-        headers.extend((name, value) for name, value in head.headers if name.lower() != b"host")
+        headers.extend([header for header in head.headers if header[0] != b"host"])
         body_reader: _Http1Body | None = None
         body: RequestBody | None = None
         if head.chunked or head.content_length:
@@ -577,7 +594,7 @@ class HttpConnectionManager:
                 out += encode_chunk(first) if chunked else first
                 deadline = self._deadline
                 stream_idle = self.settings.stream_idle_timeout
-                loop = asyncio.get_running_loop() if stream_idle is not None else None
+                loop = self._loop if stream_idle is not None else None
                 while True:
                     if body.done:
                         if chunked:
@@ -607,7 +624,7 @@ class HttpConnectionManager:
 
     def _observe(self, info: RequestInfo) -> None:
         """Count the finished request and write its access log line."""
-        info.duration_ms = int((asyncio.get_running_loop().time() - info.started) * 1000)
+        info.duration_ms = int((self._loop.time() - info.started) * 1000)
         metrics = self.metrics
         if metrics is not None:
             metrics.record_request(
@@ -632,14 +649,22 @@ class HttpConnectionManager:
         return self.config.route_table(self.settings.rds_name)
 
     def _select(self, table: RouteTable, request: Request) -> RouteDecision | None:
+        """The route (routes match on the authority and the path only, so a connection's
+        requests to the same place reuse the last answer)."""
+        key = (table, request.authority, request.target)
+        last = self._last_route
+        if last is not None and last[0] == key:
+            return last[1]
         strip: int | bool | None = False
         if self.settings.strip_any_host_port:
             strip = True
         elif self.settings.strip_matching_host_port:
             strip = self.listener_port
-        return table.select(
+        decision = table.select(
             request.authority.decode("latin-1"), request.target.decode("latin-1"), strip_port=strip
         )
+        self._last_route = (key, decision)
+        return decision
 
     async def handle(self, request: Request, info: RequestInfo | None = None) -> Response:
         """Route one request upstream and return the response to send downstream.
@@ -649,21 +674,22 @@ class HttpConnectionManager:
         """
         self.requests += 1
         if info is None:
-            info = self._new_info(asyncio.get_running_loop().time())
+            info = self._new_info(self._loop.time())
         headers_in = request.headers
         info.method = request.method
         info.path = request.target
         info.authority = request.authority
         request_id = None
-        for name, value in headers_in:
-            lower = name.lower()
-            if lower == b"user-agent":
+        for name, value in headers_in:  # names are lower-case from both codecs
+            if name not in _LOGGED_REQUEST_HEADERS:
+                continue
+            if name == b"user-agent":
                 info.user_agent = value
-            elif lower == b"x-request-id":
+            elif name == b"x-request-id":
                 request_id = value
-            elif lower == b"x-forwarded-for":
+            elif name == b"x-forwarded-for":
                 info.forwarded_for = value
-            elif lower == b"content-type" and value.startswith(b"application/grpc"):
+            elif value.startswith(b"application/grpc"):  # content-type
                 info.grpc = True
         response = await self._route(request, info, request_id)
         response.info = info
@@ -709,21 +735,24 @@ class HttpConnectionManager:
         if request.body is not None and request.body.content_length is None:
             headers.append((b"transfer-encoding", b"chunked"))  # re-framed for this hop
         head = render_request_head(request.method, request.target, headers)
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         started = loop.time()
         try:
-            async with asyncio.timeout(None) as timeout:
-                deadlines = self._route_deadlines
-                if decision.timeout is not None:
+            if decision.timeout is None:
+                upstream = await self.upstreams.request(
+                    cluster, endpoint, method=request.method, head=head, body=request.body
+                )
+            else:
+                async with asyncio.timeout(None) as timeout:
+                    deadlines = self._route_deadlines
                     if deadlines is None:
                         deadlines = self._route_deadlines = _Deadlines(loop)
                     deadlines.add(timeout, started + decision.timeout)
-                try:
-                    upstream = await self.upstreams.request(
-                        cluster, endpoint, method=request.method, head=head, body=request.body
-                    )
-                finally:
-                    if deadlines is not None:
+                    try:
+                        upstream = await self.upstreams.request(
+                            cluster, endpoint, method=request.method, head=head, body=request.body
+                        )
+                    finally:
                         deadlines.discard(timeout)
         except TimeoutError:
             info.flags, info.details = "UT", "response_timeout"

@@ -129,7 +129,7 @@ def encode_chunk(data: bytes) -> bytes:
 
 
 def _header_block(headers: Sequence[Header]) -> bytes:
-    return b"".join(b"%b: %b\r\n" % (name, value) for name, value in headers)
+    return b"".join([b"%b: %b\r\n" % header for header in headers])
 
 
 def render_request_head(method: bytes, target: bytes, headers: Sequence[Header]) -> bytes:

@@ -2,10 +2,11 @@
 
 Theory of operation: the proxy forwards HTTP/1.1 heads mostly as they came, so it does
 not build a header object per request. It finds the end of the head (``CRLF CRLF``),
-then reads, with one regular expression per line, the start line and the few headers
-that decide framing and the connection's fate: ``Content-Length``,
-``Transfer-Encoding`` and ``Connection``. The headers are returned as byte pairs for the
-rules in ``http_headers``.
+then checks and reads the header lines with one ``re.split`` over the whole block, so
+no Python runs per header line. Only when ``Content-Length``,
+``Transfer-Encoding`` or ``Connection`` appears are the headers that decide framing
+and the connection's fate read one by one. The headers are returned as byte pairs,
+names lower-cased as Envoy keeps and forwards them, for the rules in ``http_headers``.
 
 What is refused, with the status Envoy answers with:
 
@@ -52,10 +53,10 @@ MAX_HEADERS = 100
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([^\x00-\x20\x7f]+) HTTP/([0-9])\.([0-9])")
 _STATUS_LINE = re.compile(rb"HTTP/([0-9])\.([0-9]) ([0-9]{3})(?: ([\t\x20-\x7e\x80-\xff]*))?")
+# A header line: the name, then the value trimmed of white space (no control bytes).
 _HEADER_LINE = re.compile(
-    rb"(" + _TOKEN + rb"):[ \t]*((?:[^\x00-\x08\x0a-\x1f\x7f]*[^\x00-\x20\x7f])?)[ \t]*"
+    rb"(" + _TOKEN + rb"):[ \t]*((?:[\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)[ \t]*\r\n"
 )
-_BARE_LINE_END = re.compile(rb"(?<!\r)\n|\r(?!\n)")
 _DIGITS = re.compile(rb"[0-9]{1,19}")
 _END = b"\r\n\r\n"
 
@@ -83,6 +84,9 @@ class _Framing:
     chunked: bool
     transfer_encoding: bool
     connection: frozenset[bytes]
+
+
+_NO_FRAMING = _Framing(None, False, False, frozenset())
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,12 +161,18 @@ def _find_head(
     start = 0
     while buffer.startswith(b"\r\n", start):  # empty lines before a message are ignored
         start += 2
-    bare = _BARE_LINE_END.search(buffer, max(search_from - 1, start))
     end = buffer.find(_END, max(search_from - 3, start))
-    if (
-        bare is not None
-        and (end == -1 or bare.start() < end + 4)
-        and not (bare.group() == b"\r" and bare.start() == len(buffer) - 1)  # LF may follow
+    # Every CR and LF seen so far (up to the head's end) must pair as CRLF; a CR at the
+    # very end of an incomplete buffer may still get its LF.
+    low = max(search_from - 2, start)
+    if low > start and buffer[low] == 0x0A:
+        low -= 1  # look at the byte before an LF
+    high = len(buffer) if end == -1 else end + 4
+    pairs = buffer.count(b"\r\n", low, high)
+    carriage_returns = buffer.count(b"\r", low, high)
+    if buffer.count(b"\n", low, high) != pairs or (
+        carriage_returns != pairs
+        and not (end == -1 and carriage_returns == pairs + 1 and buffer.endswith(b"\r"))
     ):
         return HeadError(error_status, "bare CR or LF as a line end")
     if end == -1:
@@ -175,37 +185,39 @@ def _find_head(
 
 
 def _scan_headers(
-    lines: list[bytes], max_headers: int, error_status: int
+    block: bytes, max_headers: int, error_status: int
 ) -> tuple[tuple[Header, ...], _Framing] | HeadError:
-    if len(lines) > max_headers:
+    """The header lines of a head (``block``: each line with its CRLF), checked and read
+    in one ``re.split``: the text between the matches must be empty, and the captured
+    names and values alternate. No Python runs per line unless a framing header is there."""
+    if block.count(b"\n") > max_headers:
         return HeadError(_too_large(error_status), "too many headers")
-    headers: list[Header] = []
+    parts = _HEADER_LINE.split(block)
+    if any(parts[::3]):
+        if re.search(rb"(?:^|\n)[ \t]", block):
+            return HeadError(error_status, "obsolete line folding")
+        return HeadError(error_status, "invalid header line")
+    names = b"\n".join(parts[1::3]).lower()
+    headers = tuple(zip(names.split(b"\n"), parts[2::3], strict=True)) if block else ()
+    if not (b"content-length" in names or b"transfer-encoding" in names or b"connection" in names):
+        return headers, _NO_FRAMING
     content_length: int | None = None
     codings: list[bytes] = []
     transfer_encoding = False
     connection: set[bytes] = set()
-    for line in lines:
-        if line[:1] in (b" ", b"\t"):
-            return HeadError(error_status, "obsolete line folding")
-        match = _HEADER_LINE.fullmatch(line)
-        if match is None:
-            return HeadError(error_status, "invalid header line")
-        name, value = match.group(1), match.group(2)
-        headers.append((name, value))
-        lower = name.lower()
-        if lower == b"content-length":
+    for name, value in headers:
+        if name == b"content-length":
             if content_length is not None:
                 return HeadError(error_status, "more than one content-length")
             if _DIGITS.fullmatch(value) is None:
                 return HeadError(error_status, "invalid content-length")
             content_length = int(value)
-        elif lower == b"transfer-encoding":
+        elif name == b"transfer-encoding":
             transfer_encoding = True
-            codings.extend(c.strip(b" \t").lower() for c in value.split(b","))
-        elif lower == b"connection":
-            connection.update(
-                token for token in (t.strip(b" \t").lower() for t in value.split(b",")) if token
-            )
+            codings.extend([c.strip(b" \t") for c in value.lower().split(b",")])
+        elif name == b"connection":
+            connection.update([t.strip(b" \t") for t in value.lower().split(b",")])
+    connection.discard(b"")
     if transfer_encoding and content_length is not None:
         return HeadError(error_status, "both content-length and transfer-encoding")
     framing = _Framing(
@@ -216,7 +228,15 @@ def _scan_headers(
     )
     if transfer_encoding and codings != [b"chunked"] and error_status == 400:
         return HeadError(501, "transfer-encoding other than chunked")
-    return tuple(headers), framing
+    return headers, framing
+
+
+def _split_head(buffer: bytes, start: int, end: int) -> tuple[bytes, bytes]:
+    """The start line and the header lines (each with its CRLF) of ``buffer[start:end]``."""
+    line_end = buffer.find(b"\r\n", start, end)
+    if line_end == -1:
+        return buffer[start:end], b""
+    return buffer[start:line_end], buffer[line_end + 2 : end + 2]
 
 
 def scan_request_head(
@@ -234,14 +254,14 @@ def scan_request_head(
     if found is None or isinstance(found, HeadError):
         return found
     start, end = found
-    request_line, *lines = buffer[start:end].split(b"\r\n")
+    request_line, block = _split_head(buffer, start, end)
     match = _REQUEST_LINE.fullmatch(request_line)
     if match is None:
         return HeadError(400, "invalid request line")
     version = (int(match.group(3)), int(match.group(4)))
     if version not in ((1, 0), (1, 1)):
         return HeadError(400, "unsupported HTTP version")
-    scanned = _scan_headers(lines, max_headers, 400)
+    scanned = _scan_headers(block, max_headers, 400)
     if isinstance(scanned, HeadError):
         return scanned
     headers, framing = scanned
@@ -271,14 +291,14 @@ def scan_response_head(
     if found is None or isinstance(found, HeadError):
         return found
     start, end = found
-    status_line, *lines = buffer[start:end].split(b"\r\n")
+    status_line, block = _split_head(buffer, start, end)
     match = _STATUS_LINE.fullmatch(status_line)
     if match is None:
         return HeadError(503, "invalid status line")
     version = (int(match.group(1)), int(match.group(2)))
     if version not in ((1, 0), (1, 1)):
         return HeadError(503, "unsupported HTTP version")
-    scanned = _scan_headers(lines, max_headers, 503)
+    scanned = _scan_headers(block, max_headers, 503)
     if isinstance(scanned, HeadError):
         return scanned
     headers, framing = scanned

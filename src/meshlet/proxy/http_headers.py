@@ -25,9 +25,10 @@ wrappers over it, one per Envoy behaviour:
   certificate's DER, hex>;Subject="<RFC 2253 subject>";URI=<peer URI SAN>;DNS=<peer DNS SAN>``,
   one ``By``/``URI``/``DNS`` pair per SAN, elements of several hops joined by ``,``.
 
-The peer certificate is described once per connection (``describe_peer_certificate``)
-and its XFCC element formatted once (``client_cert_element``); per request only the
-header list is edited.
+The peer certificate is described once per distinct certificate
+(``describe_peer_certificate`` keeps a bounded cache keyed by the DER bytes) and its
+XFCC element formatted once per connection (``client_cert_element``); per request only
+the header list is edited.
 
 Pure: no clock (elapsed time and UUIDs are arguments), no sockets.
 """
@@ -35,6 +36,7 @@ Pure: no clock (elapsed time and UUIDs are arguments), no sockets.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -44,6 +46,7 @@ from cryptography.x509.oid import NameOID, ObjectIdentifier
 
 __all__ = [
     "HOP_BY_HOP_HEADERS",
+    "PEER_CERTIFICATE_CACHE_SIZE",
     "ClientCertDetails",
     "ForwardClientCert",
     "Header",
@@ -56,6 +59,7 @@ __all__ = [
     "describe_peer_certificate",
     "edit_headers",
     "ensure_request_id",
+    "forward_client_cert_edit",
     "get_header",
     "lower_names",
     "overwrite_server",
@@ -112,30 +116,47 @@ def edit_headers(
     its first occurrence and drops the others; if it was absent it is appended, before
     ``append``. ``drop_hop_by_hop`` drops the hop-by-hop headers and keeps ``te`` only as
     ``te: trailers``.
+
+    The names are lower-cased all at once (joined, lowered, split) and only the headers
+    named in ``remove``, ``replace`` or the hop-by-hop set take the slow path.
     """
     replacements = dict(replace)
-    dropped = frozenset(remove)
-    nominated = connection_tokens(headers) if drop_hop_by_hop else frozenset()
-    out: list[Header] = []
-    placed: list[bytes] = []
-    for raw_name, value in headers:
-        name = raw_name.lower()
-        if name in dropped:
-            continue
-        if drop_hop_by_hop and (name in HOP_BY_HOP_HEADERS or name in nominated):
-            keep_te = name == b"te" and b"te" not in nominated and b"te" not in placed
-            if keep_te and _te_keeps_trailers(value):
-                placed.append(b"te")
-                out.append((b"te", b"trailers"))
-            continue
-        if name in replacements:
-            if name not in placed:
-                placed.append(name)
+    special = set(remove)
+    dropped = frozenset(special)
+    special.update(replacements)
+    if drop_hop_by_hop:
+        special.update(HOP_BY_HOP_HEADERS)
+    names = b"\n".join([name for name, _ in headers]).lower().split(b"\n") if headers else []
+    out: list[Header]
+    if special.isdisjoint(names):
+        out = list(zip(names, [value for _, value in headers], strict=True))
+    else:
+        nominated = (
+            connection_tokens(headers)
+            if drop_hop_by_hop and b"connection" in names
+            else frozenset()
+        )
+        special.update(nominated)
+        out = []
+        placed: set[bytes] = set()
+        for name, (_, value) in zip(names, headers, strict=True):
+            if name not in special:
+                out.append((name, value))
+            elif name in dropped:
+                continue
+            elif drop_hop_by_hop and (name in HOP_BY_HOP_HEADERS or name in nominated):
+                keep_te = name == b"te" and b"te" not in nominated and b"te" not in placed
+                if keep_te and _te_keeps_trailers(value):
+                    placed.add(b"te")
+                    out.append((b"te", b"trailers"))
+            elif name not in placed:
+                placed.add(name)
                 out.append((name, replacements[name]))
-            continue
-        out.append((name, value))
-    out.extend((name, value) for name, value in replacements.items() if name not in placed)
-    out.extend((name.lower(), value) for name, value in append)
+        if placed:
+            replacements = {k: v for k, v in replacements.items() if k not in placed}
+    out.extend(replacements.items())
+    if append:
+        out.extend([(name.lower(), value) for name, value in append])
     return out
 
 
@@ -275,8 +296,18 @@ _OPENSSL_NAMES: dict[ObjectIdentifier, str] = {
 }
 
 
+PEER_CERTIFICATE_CACHE_SIZE = 256
+"""Distinct client certificates whose description a process keeps (least recently used
+out first): a client presents the same certificate on each of its connections."""
+
+
+@functools.lru_cache(maxsize=PEER_CERTIFICATE_CACHE_SIZE)
 def describe_peer_certificate(der: bytes) -> PeerCertificate:
-    """Hash, subject and SANs of a DER certificate (``ValueError`` if it does not parse)."""
+    """Hash, subject and SANs of a DER certificate (``ValueError`` if it does not parse).
+
+    A pure function of the DER bytes, so its results are cached by them (bounded, see
+    ``PEER_CERTIFICATE_CACHE_SIZE``); a certificate that does not parse is not cached.
+    """
     certificate = x509.load_der_x509_certificate(der)
     try:
         san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -315,22 +346,33 @@ def client_cert_element(
     return ";".join(parts)
 
 
-def apply_forward_client_cert(
+def forward_client_cert_edit(
     request_headers: Sequence[Header], mode: ForwardClientCert, element: str | None
-) -> list[Header]:
-    """``x-forwarded-client-cert`` as Envoy sets it on a request.
+) -> tuple[bool, Header | None]:
+    """How Envoy changes ``x-forwarded-client-cert``: (drop the header, its new value).
 
     ``element`` is this hop's element from ``client_cert_element``, or ``None`` when the
     downstream connection is not TLS or presented no certificate.
     """
     if mode is ForwardClientCert.ALWAYS_FORWARD_ONLY:
-        return edit_headers(request_headers)
+        return False, None
     if mode is ForwardClientCert.SANITIZE or element is None:
-        return edit_headers(request_headers, remove=[FORWARDED_CLIENT_CERT])
+        return True, None
     if mode is ForwardClientCert.FORWARD_ONLY:
-        return edit_headers(request_headers)
+        return False, None
     if mode is ForwardClientCert.SANITIZE_SET:
-        return edit_headers(request_headers, replace=[(FORWARDED_CLIENT_CERT, element.encode())])
+        return False, (FORWARDED_CLIENT_CERT, element.encode())
     previous = [v for k, v in request_headers if k.lower() == FORWARDED_CLIENT_CERT]
-    value = b",".join([*previous, element.encode()])
-    return edit_headers(request_headers, replace=[(FORWARDED_CLIENT_CERT, value)])
+    return False, (FORWARDED_CLIENT_CERT, b",".join([*previous, element.encode()]))
+
+
+def apply_forward_client_cert(
+    request_headers: Sequence[Header], mode: ForwardClientCert, element: str | None
+) -> list[Header]:
+    """``x-forwarded-client-cert`` as Envoy sets it on a request (``forward_client_cert_edit``)."""
+    drop, value = forward_client_cert_edit(request_headers, mode, element)
+    return edit_headers(
+        request_headers,
+        remove=[FORWARDED_CLIENT_CERT] if drop else (),
+        replace=[value] if value is not None else (),
+    )

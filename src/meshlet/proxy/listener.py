@@ -6,16 +6,18 @@ Theory of operation: for each accepted connection the listener
 2. finds the destination: ``SO_ORIGINAL_DST`` when iptables redirected the connection
    (``virtualInbound``/``virtualOutbound``), else the socket's own address;
 3. runs the TLS inspector: peeks (``MSG_PEEK``) at the first bytes, never consuming
-   them, and feeds what is new to ``ClientHelloParser`` until it has an outcome. A
-   peeked byte stays in the kernel buffer, so the socket stays readable: after a
-   partial ClientHello the inspector polls with a short, growing pause instead of
-   waiting for readiness. After ``listener_filters_timeout`` the connection is closed,
+   them, and feeds what is new to ``ClientHelloParser`` until it has an outcome. The
+   first peek is made at once (the ClientHello has usually arrived by the time the
+   connection is accepted, and is then parsed from that one peek); only when nothing
+   is there yet does the inspector wait for readiness. A peeked byte stays in the
+   kernel buffer, so the socket stays readable: after a partial ClientHello the
+   inspector polls with a short, growing pause instead of waiting for readiness. After ``listener_filters_timeout`` the connection is closed,
    or goes on as ``raw_buffer`` with ``continue_on_listener_filters_timeout``; an
    oversized ClientHello is reset;
 4. selects the filter chain with the pure matcher (``meshlet.envoy.filter_chain``);
-5. hands the untouched socket and the chain to ``on_chain`` (which typically calls
-   ``loop.connect_accepted_socket(..., ssl=context)`` so that TLS reads the very
-   ClientHello the inspector saw), or, when no chain matches, resets the connection:
+5. hands the untouched socket, the chain and how many bytes it peeked to
+   ``on_chain`` (which may ``recv`` those bytes and give them to TLS, so that TLS
+   reads the very ClientHello the inspector saw without waiting for it again), or, when no chain matches, resets the connection:
    ``SO_LINGER`` on with a zero timeout makes ``close`` send a RST, so ``curl`` reports
    ``(56) Recv failure: Connection reset by peer`` rather than ``(52) Empty reply``.
 
@@ -70,6 +72,9 @@ class AcceptedConnection:
 
     facts: ConnectionFacts
     client_hello: ClientHelloOutcome | None  # None: no bytes before the timeout
+    #: How many bytes the inspector saw waiting in the socket (still unread there): a
+    #: chain handler may take them with ``recv`` and hand them to TLS directly.
+    peeked: int = 0
 
 
 ChainHandler = Callable[[socket.socket, FilterChain, AcceptedConnection], Awaitable[None]]
@@ -125,13 +130,14 @@ class InspectingListener:
         listening.setblocking(False)
         async with asyncio.TaskGroup() as tasks:
             while True:
-                sock, _ = await loop.sock_accept(listening)
-                tasks.create_task(self.handle(sock))
+                sock, peer = await loop.sock_accept(listening)
+                tasks.create_task(self.handle(sock, peer))
 
-    async def handle(self, sock: socket.socket) -> None:
+    async def handle(self, sock: socket.socket, peer: tuple[str, int] | None = None) -> None:
         """One connection, start to end; never raises (the connection is reset).
 
-        Over the listener's connection limit the connection is closed at once.
+        ``peer`` is the address ``accept`` returned (saves a ``getpeername``). Over the
+        listener's connection limit the connection is closed at once.
         """
         self.stats["downstream_cx_total"] += 1
         gate = self.gate
@@ -140,7 +146,7 @@ class InspectingListener:
             reset_connection(sock)
             return
         try:
-            await self._dispatch(sock)
+            await self._dispatch(sock, peer)
         except Exception:
             self.stats["downstream_cx_error"] += 1
             log.exception("connection failed in the listener")
@@ -149,55 +155,86 @@ class InspectingListener:
             if gate is not None:
                 gate.leave()
 
-    async def _dispatch(self, sock: socket.socket) -> None:
+    async def _dispatch(self, sock: socket.socket, peer: tuple[str, int] | None) -> None:
         sock.setblocking(False)
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
+        local = sock.getsockname()
+        # An IP socket's address is a tuple (2 items for IPv4, 4 for IPv6), a unix
+        # socket's a string: cheaper to tell than ``sock.family``, an enum lookup.
+        if isinstance(local, tuple):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        peer_ip, peer_port = sock.getpeername()[:2]
-        local_ip, local_port = sock.getsockname()[:2]
-        if self.use_original_dst:
+        peer_ip, peer_port = (peer if peer is not None else sock.getpeername())[:2]
+        local_ip, local_port = local[:2]
+        if self.use_original_dst and len(local) == 2:
             original = original_destination(sock)
             if original is not None:
                 local_ip, local_port = original
-        try:
-            hello = await self._inspect(sock) if self.inspect_tls else None
-        except _PeerClosed:
-            self.stats["downstream_cx_closed_in_listener_filters"] += 1
-            sock.close()
-            return
-        except TimeoutError:
-            self.stats["downstream_pre_cx_timeout"] += 1
-            if not self.continue_on_listener_filters_timeout:
+        stats = self.stats
+        peeked = 0
+        hello: ClientHelloOutcome | None = None
+        if self.inspect_tls:
+            try:
+                hello, peeked = await self._inspect(sock)
+            except _PeerClosed:
+                stats["downstream_cx_closed_in_listener_filters"] += 1
                 sock.close()
                 return
-            hello = None
-        if isinstance(hello, MalformedClientHello) and hello.oversized:
-            self.stats["tls_inspector.client_hello_too_large"] += 1
-            reset_connection(sock)
-            return
-        tls = isinstance(hello, ClientHelloResult)
-        self.stats["tls_inspector.tls_found" if tls else "tls_inspector.tls_not_found"] += 1
-        facts = ConnectionFacts(
-            destination_ip=local_ip,
-            destination_port=local_port,
-            source_ip=peer_ip,
-            source_port=peer_port,
-            transport_protocol="tls" if tls else "raw_buffer",
-            server_name=(hello.server_name or "") if isinstance(hello, ClientHelloResult) else "",
-            application_protocols=hello.alpn if isinstance(hello, ClientHelloResult) else (),
-        )
+            except TimeoutError:
+                stats["downstream_pre_cx_timeout"] += 1
+                if not self.continue_on_listener_filters_timeout:
+                    sock.close()
+                    return
+        if isinstance(hello, ClientHelloResult):
+            stats["tls_inspector.tls_found"] += 1
+            facts = ConnectionFacts(
+                destination_ip=local_ip,
+                destination_port=local_port,
+                source_ip=peer_ip,
+                source_port=peer_port,
+                transport_protocol="tls",
+                server_name=hello.server_name or "",
+                application_protocols=hello.alpn,
+            )
+        else:
+            if isinstance(hello, MalformedClientHello) and hello.oversized:
+                stats["tls_inspector.client_hello_too_large"] += 1
+                reset_connection(sock)
+                return
+            stats["tls_inspector.tls_not_found"] += 1
+            facts = ConnectionFacts(
+                destination_ip=local_ip,
+                destination_port=local_port,
+                source_ip=peer_ip,
+                source_port=peer_port,
+                transport_protocol="raw_buffer",
+            )
         chain = self.table.select(facts)
         if chain is None:
-            self.stats["no_filter_chain_match"] += 1
+            stats["no_filter_chain_match"] += 1
             reset_connection(sock)
             return
-        await self.on_chain(sock, chain, AcceptedConnection(facts, hello))
+        await self.on_chain(sock, chain, AcceptedConnection(facts, hello, peeked))
 
-    async def _inspect(self, sock: socket.socket) -> ClientHelloOutcome:
-        """Peek until the parser decides; ``TimeoutError`` or ``_PeerClosed`` otherwise."""
+    async def _inspect(self, sock: socket.socket) -> tuple[ClientHelloOutcome, int]:
+        """Peek until the parser decides: the outcome and the bytes peeked so far.
+
+        ``TimeoutError`` or ``_PeerClosed`` otherwise. The first peek comes before any
+        wait: a client writes its ClientHello right after connecting, so it is usually
+        in the socket already when the connection is accepted, and then it is parsed
+        from that one peek with no timer, poll or reader registration.
+        """
         parser = ClientHelloParser()
+        try:
+            data = sock.recv(_PEEK_SIZE, socket.MSG_PEEK)
+        except BlockingIOError:
+            data = None
+        if data:
+            outcome = parser.feed(data)
+            if outcome is not None:
+                return outcome, len(data)
+        elif data is not None:
+            raise _PeerClosed  # end of stream before a byte
         loop = asyncio.get_running_loop()
-        seen = 0
+        seen = len(data) if data else 0
         pause = _FIRST_POLL
         async with asyncio.timeout(self.listener_filters_timeout):
             while True:
@@ -218,7 +255,7 @@ class InspectingListener:
                 seen = len(data)
                 pause = _FIRST_POLL
                 if outcome is not None:
-                    return outcome
+                    return outcome, seen
 
 
 class _PeerClosed(Exception):

@@ -40,12 +40,13 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 
 from meshlet.proxy.http_headers import (
+    FORWARDED_CLIENT_CERT,
     ClientCertDetails,
     ForwardClientCert,
     Header,
     TrafficDirection,
-    apply_forward_client_cert,
     edit_headers,
+    forward_client_cert_edit,
     get_header,
 )
 
@@ -321,19 +322,26 @@ def upstream_request_headers(
     """The request headers the router sends upstream (HTTP/1.1), in one pass.
 
     ``headers`` holds the downstream request's headers without pseudo-headers (``host``
-    included). ``Expect`` is answered by the proxy itself and not forwarded.
+    included). ``Expect`` is answered by the proxy itself and not forwarded;
+    ``x-forwarded-client-cert`` is changed as ``forward_client_cert_edit`` says.
     """
+    names = b"\n".join([name for name, _ in headers]).lower().split(b"\n")
+    remove = list(_REQUEST_HOP_BY_HOP)
     replace: list[Header] = []
-    if settings.xff_num_trusted_hops == 0 or get_header(headers, b"x-forwarded-proto") is None:
+    if settings.xff_num_trusted_hops == 0 or b"x-forwarded-proto" not in names:
         replace.append((b"x-forwarded-proto", b"https" if tls else b"http"))
-    if get_header(headers, b"x-request-id") is None:
+    if b"x-request-id" not in names:
         replace.append((b"x-request-id", request_id.encode()))
     if attempt_count is not None:
         replace.append((b"x-envoy-attempt-count", str(attempt_count).encode()))
-    shaped = edit_headers(
-        headers, remove=_REQUEST_HOP_BY_HOP, replace=replace, drop_hop_by_hop=True
+    drop, value = forward_client_cert_edit(
+        headers, settings.forward_client_cert, client_cert_element
     )
-    return apply_forward_client_cert(shaped, settings.forward_client_cert, client_cert_element)
+    if drop:
+        remove.append(FORWARDED_CLIENT_CERT)
+    elif value is not None:
+        replace.append(value)
+    return edit_headers(headers, remove=remove, replace=replace, drop_hop_by_hop=True)
 
 
 def downstream_response_headers(
@@ -410,8 +418,8 @@ def local_reply_headers(reply: LocalReply, settings: HcmSettings, *, date: bytes
     return headers
 
 
+_PHRASES = {status.value: status.phrase for status in HTTPStatus}
+
+
 def reason_phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
+    return _PHRASES.get(status, "Unknown")

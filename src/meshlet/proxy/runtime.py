@@ -359,13 +359,18 @@ class ListenerServer:
             stats["downstream_cx_no_filter"] += 1
             log.warning("filter chain %s: %s", chain.name, plan.problem)
             raise RuntimeError(plan.problem)  # the listener resets the connection
+        initial = b""
         try:
+            if plan.tls is not None and accepted.peeked:
+                # The ClientHello the inspector peeked is waiting in the socket: take it
+                # now so that the handshake answers it without waiting for it again.
+                initial = sock.recv(accepted.peeked)
             stream: ByteStream = await wrap_socket(sock, max_buffer=self.limits.buffer_limit)
-        except OSError:
+        except OSError:  # BlockingIOError included: the peeked bytes cannot vanish
             sock.close()
             return
         try:
-            await self._run(stream, plan, accepted, config)
+            await self._run(stream, plan, accepted, config, initial)
         except Exception:
             stats["downstream_cx_error"] += 1
             log.debug("connection ended with an error on %s", chain.name, exc_info=True)
@@ -376,7 +381,7 @@ class ListenerServer:
 
     async def _run(
         self, stream: ByteStream, plan: _ChainPlan, accepted: AcceptedConnection,
-        config: ProxyConfig,
+        config: ProxyConfig, initial: bytes = b"",
     ) -> None:  # fmt: skip
         facts = accepted.facts
         element: str | None = None
@@ -392,7 +397,7 @@ class ListenerServer:
                 stream.abort()
                 return
             try:
-                tls_stream: TlsStream = await accept_tls(stream, server)
+                tls_stream: TlsStream = await accept_tls(stream, server, initial=initial)
             except TlsHandshakeError as exc:
                 self.stats["ssl.connection_error"] += 1
                 log.debug("TLS handshake failed: %s", exc.reason)

@@ -62,6 +62,9 @@ class ByteStream(Protocol):
 class _StreamProtocol(asyncio.Protocol):
     def __init__(self, max_buffer: int) -> None:
         self.max_buffer = max_buffer
+        # The loop is kept: ``asyncio.get_running_loop`` costs a ``getpid`` system call
+        # on Python 3.11, and a stream waits for its socket at every read.
+        self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.eof = False
@@ -114,15 +117,14 @@ class _StreamProtocol(asyncio.Protocol):
         self._drain_waiters.clear()
 
     async def wait_readable(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._read_waiter = loop.create_future()
+        self._read_waiter = self.loop.create_future()
         try:
             await self._read_waiter
         finally:
             self._read_waiter = None
 
     async def wait_writable(self) -> None:
-        waiter = asyncio.get_running_loop().create_future()
+        waiter = self.loop.create_future()
         self._drain_waiters.append(waiter)
         await waiter
 

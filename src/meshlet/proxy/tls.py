@@ -19,7 +19,10 @@ Chain verification is OpenSSL's, which accepts the X.509 v1 certificates that
 ``ssl`` has no per-connection verify callback, so the subject-alternative-name checks
 (``match_typed_subject_alt_names``, and the older ``match_subject_alt_names``) run right
 after the handshake, before a byte of application data: a mesh peer whose SPIFFE
-identity does not match is refused there.
+identity does not match is refused there. A certificate's SANs are parsed once per
+distinct certificate (a bounded cache keyed by its DER bytes, ``PEER_CACHE_SIZE``): a
+client presents the same certificate on each of its connections, and the verdict is
+still reached per connection.
 
 ``TlsContextCache`` keeps one context per TLS context proto and is emptied when the
 secret provider reports a change, so the next handshake uses the new certificate while
@@ -31,18 +34,23 @@ connection holds no more than that plus the socket's bounded buffer (asyncio's a
 uvloop's own TLS transports allocate 256 KiB per connection). A failed handshake flushes
 OpenSSL's alert to the peer before the connection is closed, so the client reports the
 real cause (``certificate required``, ``unknown ca``, ``certificate expired``).
+``accept_tls`` can start from bytes the caller already read (``initial``: the
+ClientHello the listener's TLS inspector saw), so the first flight is answered without
+waiting for the socket again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import os
 import re
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Protocol
 
 from cryptography import x509
@@ -55,6 +63,7 @@ from meshlet.errors import TLSConfigError
 from meshlet.proxy.streams import READ_SIZE, ByteStream
 
 __all__ = [
+    "PEER_CACHE_SIZE",
     "ClientTls",
     "SanMatcher",
     "SecretProvider",
@@ -169,22 +178,35 @@ def san_matchers(
     return tuple(found)
 
 
+PEER_CACHE_SIZE = 256
+"""How many distinct peer certificates' parsed facts a process keeps (least recently
+used first out): a client presents the same certificate on every connection."""
+
+
 def peer_subject_alt_names(der: bytes) -> dict[str, tuple[str, ...]]:
     """The SANs of a DER certificate by type (``URI``, ``DNS``, ``EMAIL``, ``IP_ADDRESS``)."""
+    return dict(_cached_sans(der))
+
+
+@functools.lru_cache(maxsize=PEER_CACHE_SIZE)
+def _cached_sans(der: bytes) -> Mapping[str, tuple[str, ...]]:
+    """``peer_subject_alt_names`` parsed once per distinct certificate (read-only)."""
     certificate = x509.load_der_x509_certificate(der)
     try:
         san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
-        return {}
-    return {
-        "URI": tuple(san.get_values_for_type(x509.UniformResourceIdentifier)),
-        "DNS": tuple(san.get_values_for_type(x509.DNSName)),
-        "EMAIL": tuple(san.get_values_for_type(x509.RFC822Name)),
-        "IP_ADDRESS": tuple(str(ip) for ip in san.get_values_for_type(x509.IPAddress)),
-    }
+        return MappingProxyType({})
+    return MappingProxyType(
+        {
+            "URI": tuple(san.get_values_for_type(x509.UniformResourceIdentifier)),
+            "DNS": tuple(san.get_values_for_type(x509.DNSName)),
+            "EMAIL": tuple(san.get_values_for_type(x509.RFC822Name)),
+            "IP_ADDRESS": tuple(str(ip) for ip in san.get_values_for_type(x509.IPAddress)),
+        }
+    )
 
 
-def sans_match(matchers: Sequence[SanMatcher], sans: dict[str, tuple[str, ...]]) -> bool:
+def sans_match(matchers: Sequence[SanMatcher], sans: Mapping[str, tuple[str, ...]]) -> bool:
     """Envoy's rule: with no matchers any certificate passes; else one SAN must match one."""
     if not matchers:
         return True
@@ -496,37 +518,57 @@ class TlsStream:
         else:
             self._incoming.write_eof()
 
-    async def handshake(self) -> None:
+    async def handshake(self, initial: bytes = b"") -> None:
+        """Run the handshake; ``initial`` is ciphertext already taken off the connection.
+
+        A server given the peer's ClientHello in ``initial`` answers it at once; one that
+        has nothing yet waits for bytes before asking OpenSSL (which could only say it
+        wants them). Each flight is written in one piece, and ``drain`` is awaited only
+        after a write.
+        """
+        sslobj, incoming, outgoing, raw = self._ssl, self._incoming, self._outgoing, self.raw
+        if initial:
+            incoming.write(initial)
+        elif sslobj.server_side:
+            await self._feed()
         while True:
             try:
-                self._ssl.do_handshake()
+                sslobj.do_handshake()
                 break
             except ssl.SSLWantReadError:
-                self._flush()
-                await self.raw.drain()
+                pending = outgoing.read()
+                if pending:
+                    raw.write(pending)
+                    await raw.drain()
                 await self._feed()
             except ssl.SSLError as exc:
                 self._flush()  # the alert tells the peer why
                 with contextlib.suppress(OSError):
-                    await self.raw.drain()
+                    await raw.drain()
                 raise TlsHandshakeError(_reason(exc)) from exc
-        self._flush()
-        await self.raw.drain()
-        self.peer_certificate = self._ssl.getpeercert(binary_form=True)
-        self.alpn_protocol = self._ssl.selected_alpn_protocol()
+        pending = outgoing.read()
+        if pending:
+            raw.write(pending)
+            await raw.drain()
+        self.peer_certificate = sslobj.getpeercert(binary_form=True)
+        self.alpn_protocol = sslobj.selected_alpn_protocol()
 
     async def read(self, max_bytes: int = READ_SIZE) -> bytes:
+        sslobj, incoming = self._ssl, self._incoming
         while True:
-            try:
-                return self._ssl.read(max_bytes)
-            except ssl.SSLWantReadError:
-                self._flush()
-                await self._feed()
-            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
-                return b""
-            except ssl.SSLError as exc:
-                self._flush()
-                raise ConnectionResetError(f"TLS error: {_reason(exc)}") from exc
+            # Ask OpenSSL only when it has something to work on: asking with nothing
+            # buffered costs a raised ``SSLWantReadError`` per read.
+            if incoming.pending or incoming.eof or sslobj.pending():
+                try:
+                    return sslobj.read(max_bytes)
+                except ssl.SSLWantReadError:
+                    self._flush()  # a partial record
+                except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                    return b""
+                except ssl.SSLError as exc:
+                    self._flush()
+                    raise ConnectionResetError(f"TLS error: {_reason(exc)}") from exc
+            await self._feed()
 
     def write(self, data: bytes) -> None:
         if self._closed:
@@ -559,16 +601,24 @@ def _reason(exc: ssl.SSLError) -> str:
 
 
 async def accept_tls(
-    raw: ByteStream, server: ServerTls, *, timeout: float = _HANDSHAKE_TIMEOUT
+    raw: ByteStream,
+    server: ServerTls,
+    *,
+    timeout: float = _HANDSHAKE_TIMEOUT,
+    initial: bytes = b"",
 ) -> TlsStream:
-    """Server handshake, then the SAN checks (``TlsHandshakeError`` on any failure)."""
+    """Server handshake, then the SAN checks (``TlsHandshakeError`` on any failure).
+
+    ``initial``: the first bytes of the connection when the caller already took them
+    off the socket (the ClientHello the listener's TLS inspector saw).
+    """
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     stream = TlsStream(
         raw, server.context.wrap_bio(incoming, outgoing, server_side=True), incoming, outgoing
     )
     try:
         async with asyncio.timeout(timeout):
-            await stream.handshake()
+            await stream.handshake(initial)
     except TimeoutError as exc:
         raise TlsHandshakeError("handshake timeout") from exc
     except OSError as exc:
@@ -602,5 +652,9 @@ async def connect_tls(
 def _check_peer(stream: TlsStream, matchers: tuple[SanMatcher, ...]) -> None:
     if not matchers or stream.peer_certificate is None:
         return
-    if not sans_match(matchers, peer_subject_alt_names(stream.peer_certificate)):
+    try:
+        sans = _cached_sans(stream.peer_certificate)
+    except ValueError:
+        sans = {}
+    if not sans_match(matchers, sans):
         raise TlsHandshakeError("certificate SAN does not match (ssl.fail_verify_san)")

@@ -291,7 +291,9 @@ class UpstreamManager:
         self.tls = tls
         self._open_stream: OpenStream = open_stream or _open_tcp
         self._clusters: dict[str, _ClusterState] = {}
-        self._thresholds: dict[str, tuple[cluster_pb2.Cluster, _Thresholds]] = {}
+        self._clusters_read: dict[
+            str, tuple[cluster_pb2.Cluster, _Thresholds, tuple[object, ...]]
+        ] = {}
         self._hosts: dict[
             str,
             tuple[cluster_pb2.Cluster, endpoint_pb2.ClusterLoadAssignment | None, list[Endpoint]],
@@ -333,11 +335,20 @@ class UpstreamManager:
         return stream
 
     def _limits(self, cluster: cluster_pb2.Cluster) -> _Thresholds:
-        """The cluster's circuit breakers, read once per cluster proto."""
-        cached = self._thresholds.get(cluster.name)
+        return self._facts(cluster)[0]
+
+    def _facts(self, cluster: cluster_pb2.Cluster) -> tuple[_Thresholds, tuple[object, ...]]:
+        """The cluster's circuit breakers, and what its pooled connections share besides
+        the endpoint (transport socket, source address); read once per cluster proto."""
+        cached = self._clusters_read.get(cluster.name)
         if cached is None or cached[0] is not cluster:
-            cached = self._thresholds[cluster.name] = (cluster, _Thresholds.of(cluster))
-        return cached[1]
+            transport = (
+                cluster.transport_socket.SerializeToString(deterministic=True),
+                cluster.upstream_bind_config.source_address.address,
+            )
+            cached = (cluster, _Thresholds.of(cluster), transport)
+            self._clusters_read[cluster.name] = cached
+        return cached[1], cached[2]
 
     def pick(
         self,
@@ -368,9 +379,8 @@ class UpstreamManager:
         self, cluster: cluster_pb2.Cluster, endpoint: Endpoint, *, fresh: bool = False
     ) -> _Connection:
         state = self._state(cluster.name)
-        limits = self._limits(cluster)
-        key = (endpoint, cluster.transport_socket.SerializeToString(deterministic=True),
-               cluster.upstream_bind_config.source_address.address)  # fmt: skip
+        limits, transport = self._facts(cluster)
+        key = (endpoint, *transport)
         idle = state.idle.setdefault(key, [])
         while idle and not fresh:
             connection = idle.pop()
@@ -509,7 +519,7 @@ class UpstreamManager:
         buffer = connection.buffer
         searched = 0
         while True:
-            while True:
+            while buffer:
                 found = scan_response_head(bytes(buffer), search_from=searched)
                 if found is None:
                     break
