@@ -151,7 +151,8 @@ class RunningSidecar:
         return self.log.read_text(errors="replace")
 
     def worker_pids(self) -> list[int]:
-        """The workers: the children of the zygote, the agent's one child."""
+        """The workers: the agent's children (once the zygote they were forked from has
+        left), or the zygote's children while it runs."""
 
         def children(pid: int) -> list[int]:
             path = Path(f"/proc/{pid}/task/{pid}/children")
@@ -160,7 +161,16 @@ class RunningSidecar:
             except OSError:
                 return []
 
-        return [worker for zygote in children(self.process.pid) for worker in children(zygote)]
+        def is_zygote(pid: int) -> bool:
+            with contextlib.suppress(OSError):
+                if b"meshlet.proxy.zygote" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return True
+            return bool(children(pid))
+
+        workers: list[int] = []
+        for child in children(self.process.pid):
+            workers.extend(children(child) if is_zygote(child) else [child])
+        return sorted(workers)
 
     async def stats(self) -> dict[str, int]:
         _, body = await http(self.admin, "/stats")

@@ -24,6 +24,7 @@ from meshlet.ca.signing import KeyAlgorithm, Signer, SpiffeId, make_self_signed_
 from meshlet.ca.tokens import issue_token
 from meshlet.cli import main as cli
 from meshlet.proxy.config import CLUSTER_TYPE, LISTENER_TYPE
+from meshlet.proxy.grpc_stream import Status
 from meshlet.proxy.sidecar import Sidecar, SidecarOptions
 from meshlet.proxy.xds_client import StreamAuth, XdsClient
 from meshlet.xds.server import AdsServer
@@ -331,7 +332,7 @@ async def test_the_sidecar_presents_its_workload_certificate_once_it_has_one(
             await synced(client)
         # A stream refused with the certificate tries the token next.
         pod_files.token.write_text("rotated-token")
-        retry = source(grpc.StatusCode.UNAUTHENTICATED)
+        retry = source(Status.UNAUTHENTICATED)
         assert retry.metadata == (("authorization", "Bearer rotated-token"),)
         assert source(None).metadata == ()  # and the certificate again after that
     finally:

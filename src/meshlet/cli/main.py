@@ -8,62 +8,45 @@ one message on stderr and its exit code: a traceback is a bug.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 
 from meshlet import __version__
-from meshlet.cli import (
-    analyze,
-    apply,
-    cp,
-    create,
-    delete,
-    describe,
-    execute,
-    get,
-    install,
-    kube_inject,
-    label,
-    logs,
-    manifest,
-    port_forward,
-    proxy_config,
-    proxy_status,
-    rollout,
-    sidecar,
-    version,
-    wait,
-    x_describe,
-)
 from meshlet.errors import ExitCode, MeshletError
 from meshlet.kubectl.messages import KubectlError
 
 __all__ = ["build_parser", "main"]
 
+#: Each verb's module in ``meshlet.cli``, imported when its parser is built.
 _VERBS = (
-    analyze,
-    apply,
-    cp,
-    create,
-    delete,
-    describe,
-    execute,
-    get,
-    install,
-    kube_inject,
-    label,
-    logs,
-    manifest,
-    port_forward,
-    proxy_config,
-    proxy_status,
-    rollout,
-    sidecar,
-    version,
-    wait,
-    x_describe,
+    "analyze",
+    "apply",
+    "cp",
+    "create",
+    "delete",
+    "describe",
+    "execute",
+    "get",
+    "install",
+    "kube_inject",
+    "label",
+    "logs",
+    "manifest",
+    "port_forward",
+    "proxy_config",
+    "proxy_status",
+    "rollout",
+    "sidecar",
+    "version",
+    "wait",
+    "x_describe",
 )
+
+
+def _verb_modules(names: Sequence[str]) -> list[ModuleType]:
+    return [importlib.import_module(f"meshlet.cli.{name}") for name in names]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -73,7 +56,8 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(ExitCode.USAGE)
 
 
-def build_parser(verbs: Sequence[ModuleType] = _VERBS) -> argparse.ArgumentParser:
+def build_parser(verbs: Sequence[ModuleType] | None = None) -> argparse.ArgumentParser:
+    """The ``meshlet`` parser with ``verbs`` (modules; every verb when None)."""
     parser = _Parser(
         prog="meshlet",
         description=(
@@ -84,16 +68,16 @@ def build_parser(verbs: Sequence[ModuleType] = _VERBS) -> argparse.ArgumentParse
     parser.add_argument("--version", action="version", version=f"meshlet {__version__}")
     parser.add_argument("-n", "--namespace", help="the namespace of the request (default: default)")
     subparsers = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
-    for verb in verbs:
+    for verb in _verb_modules(_VERBS) if verbs is None else verbs:
         verb.register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
-    # `meshlet sidecar` keeps running as a sidecar's agent: it registers only its own verb,
-    # so that process does not hold what the other verbs import.
-    parser = build_parser((sidecar,) if words[:1] == ["sidecar"] else _VERBS)
+    # `meshlet sidecar` keeps running as a sidecar's agent: it imports and registers only
+    # its own verb, so that process does not hold what the other verbs import.
+    parser = build_parser(_verb_modules(["sidecar"]) if words[:1] == ["sidecar"] else None)
     args = parser.parse_args(words)
     if getattr(args, "run", None) is None:
         parser.print_help()

@@ -11,16 +11,13 @@ line, exit status 1, before anything is started. Ctrl-C or SIGTERM drains and ex
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-
-import uvloop
 
 from meshlet.cli._common import add_namespace_flag, namespace_of
 from meshlet.errors import ErrorList, ExitCode, MeshletError
 from meshlet.proxy._logging import setup_logging
-from meshlet.proxy.sidecar import SidecarOptions, run_sidecar
-from meshlet.proxy.standalone import build_standalone_config
-from meshlet.resources.loader import load
+from meshlet.proxy._workers import WorkerStarter
 
 __all__ = ["register", "run"]
 
@@ -70,6 +67,12 @@ def run(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         print("error: --concurrency must be at least 1", file=sys.stderr)
         return ExitCode.USAGE
+    # This process becomes the sidecar's agent. What it imports before the zygote is
+    # forked (below) is shared with the zygote and the workers; gRPC and the agent's parts
+    # are imported after it, so they are this process's alone.
+    from meshlet.proxy.standalone import build_standalone_config
+    from meshlet.resources.loader import load
+
     namespace = namespace_of(args)
     try:
         resources = [r.in_namespace(namespace) for r in load(args.filename, sys.stdin)]
@@ -78,6 +81,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return ExitCode.ERROR
     setup_logging(args.log_level)
+    starter = WorkerStarter(adopt_workers=True)
+    # Not a single thread (a caller embedding this): the first worker starts a zygote.
+    with contextlib.suppress(RuntimeError, OSError):
+        starter.fork_zygote()
+    from meshlet.proxy.sidecar import SidecarOptions, run_sidecar_process
+
     options = SidecarOptions(
         node_id=config.node_id,
         concurrency=args.concurrency,
@@ -89,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         log_level=args.log_level,
     )
     try:
-        uvloop.run(run_sidecar(options))
+        run_sidecar_process(options, starter=starter)
     except MeshletError as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return ExitCode.ERROR

@@ -12,6 +12,9 @@ version and nonce. Names the agent does not have yet are simply absent
 
 When the stream fails the client reconnects with back-off (0.1 s doubling to 2 s) and
 asks again for the same names; the secrets it holds stay usable meanwhile.
+
+The stream is gRPC on the agent's unix socket, spoken by ``grpc_stream`` (no grpcio in
+a worker); a writer task sends the queued requests while the client reads responses.
 """
 
 from __future__ import annotations
@@ -19,23 +22,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
 
-import grpc
 from envoy.config.core.v3 import base_pb2
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 from envoy.service.discovery.v3 import discovery_pb2
-from envoy.service.secret.v3 import sds_pb2_grpc
 
-from meshlet.proxy._unix import UnixPath
+from meshlet.proxy.grpc_stream import GrpcError, GrpcStream, open_stream
 
-__all__ = ["SECRET_TYPE_URL", "SdsClient"]
+__all__ = ["SDS_METHOD", "SECRET_TYPE_URL", "SdsClient"]
 
 log = logging.getLogger("meshlet.proxy.sds")
 
 SECRET_TYPE_URL = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
-_END = object()
+#: The SDS method's path, as gRPC names it on the wire.
+SDS_METHOD = "/envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets"
 
 
 class SdsClient:
@@ -47,11 +48,11 @@ class SdsClient:
         self._secrets: dict[str, secret_pb2.Secret] = {}
         self._subscribers: list[Callable[[str], None]] = []
         self._names: tuple[str, ...] = ()
-        self._outgoing: asyncio.Queue[Any] | None = None
+        self._outgoing: asyncio.Queue[discovery_pb2.DiscoveryRequest] | None = None
         self._version = ""
         self._nonce = ""
         self._stopping = asyncio.Event()
-        self._call: Any = None
+        self._call: GrpcStream | None = None
         self.connected = False
 
     # --- SecretProvider ------------------------------------------------------------------
@@ -101,9 +102,9 @@ class SdsClient:
                 if not self._stopping.is_set():
                     raise
                 break
-            except grpc.aio.AioRpcError as exc:
+            except GrpcError as exc:
                 if not self._stopping.is_set():
-                    log.info("SDS stream to the agent ended: %s", exc.code().name)
+                    log.info("SDS stream to the agent ended: %s", exc)
             except Exception:
                 if not self._stopping.is_set():
                     log.exception("SDS stream to the agent failed")
@@ -119,45 +120,40 @@ class SdsClient:
 
     async def stop(self) -> None:
         self._stopping.set()
-        if self._outgoing is not None:
-            self._outgoing.put_nowait(_END)
         if self._call is not None:
             self._call.cancel()
 
     async def _stream_once(self) -> bool:
-        path = UnixPath(self.socket_path)
-        outgoing: asyncio.Queue[Any] = asyncio.Queue()
+        outgoing: asyncio.Queue[discovery_pb2.DiscoveryRequest] = asyncio.Queue()
         got = False
 
-        async def requests() -> AsyncIterator[Any]:
+        async def send(stream: GrpcStream) -> None:
             while True:
-                item = await outgoing.get()
-                if item is _END:
-                    return
-                yield item
+                request = await outgoing.get()
+                await stream.send(request.SerializeToString())
 
-        try:
-            async with grpc.aio.insecure_channel(path.grpc_target) as channel:
-                stub = sds_pb2_grpc.SecretDiscoveryServiceStub(channel)
-                self._nonce = ""
-                outgoing.put_nowait(self._request("", first=True))
-                self._outgoing = outgoing
-                call = stub.StreamSecrets(requests())
-                self._call = call
-                self.connected = True
-                try:
-                    async for response in call:
-                        got = True
-                        self._on_response(response)
-                        outgoing.put_nowait(self._request(response.nonce))
-                finally:
-                    self._call = None
-                    call.cancel()
-        finally:
-            path.close()
+        async with open_stream(self.socket_path, SDS_METHOD) as stream:
+            self._nonce = ""
+            outgoing.put_nowait(self._request("", first=True))
+            self._outgoing = outgoing
+            self._call = stream
+            self.connected = True
+            writer = asyncio.get_running_loop().create_task(send(stream), name="sds send")
+            try:
+                while (data := await stream.receive()) is not None:
+                    if writer.done():
+                        writer.result()  # a failed send ends the stream
+                    got = True
+                    self._on_response(discovery_pb2.DiscoveryResponse.FromString(data))
+                    outgoing.put_nowait(self._request(self._nonce))
+            finally:
+                self._call = None
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError, GrpcError, OSError):
+                    await writer
         return got
 
-    def _on_response(self, response: Any) -> None:
+    def _on_response(self, response: discovery_pb2.DiscoveryResponse) -> None:
         changed = []
         for packed in response.resources:
             secret = secret_pb2.Secret()

@@ -17,11 +17,12 @@ unix sockets in the pod:
   get only that.
 
 It starts ``--concurrency`` workers (``meshlet.proxy.worker``), forked from a zygote
-(``meshlet.proxy.zygote``): a small process started once, which imported the data path
-and no gRPC, so the workers share its pages; never a fork of this process, which runs
-gRPC threads. Each
-is an xDS and SDS client of those sockets and serves every listener with
-``SO_REUSEPORT``. A worker that dies is started again (back-off from 0.5 s to 10 s).
+(``meshlet.proxy.zygote``) that ``run_sidecar_process`` forks from this process before
+its event loop and gRPC servers start, so agent, zygote and workers share the pages of
+the modules they all import (a zygote that dies is replaced by a new interpreter: the
+running agent has gRPC threads and is never forked). Each worker is an xDS and SDS
+client of those sockets (gRPC by ``grpc_stream``, no grpcio) and serves every listener
+with ``SO_REUSEPORT``. A worker that dies is started again (back-off from 0.5 s to 10 s).
 The node id is Istio's ``sidecar~<pod-ip>~<pod>.<ns>~<ns>.svc.cluster.local``.
 
 Operators reach the agent: admin on 127.0.0.1:15000, ``/healthz/ready`` on 15021,
@@ -78,12 +79,14 @@ from meshlet.proxy._workers import ForkedWorker, WorkerStarter
 from meshlet.proxy.admin import OperatorServers
 from meshlet.proxy.config import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
 from meshlet.proxy.config_dump import Dumped, SecretState, build_config_dump, static_pipe_cluster
+from meshlet.proxy.grpc_stream import Status
 from meshlet.proxy.limits import DEFAULT_MAX_CONNECTIONS
 from meshlet.proxy.local_xds import LocalXdsServer
 from meshlet.proxy.standalone import StandaloneConfig
+from meshlet.proxy.worker import WorkerOptions
 from meshlet.proxy.xds_client import StreamAuth, StreamAuthSource, XdsClient
 
-__all__ = ["Sidecar", "SidecarOptions", "main", "node_id", "run_sidecar"]
+__all__ = ["Sidecar", "SidecarOptions", "main", "node_id", "run_sidecar", "run_sidecar_process"]
 
 log = logging.getLogger("meshlet.proxy.sidecar")
 
@@ -139,7 +142,7 @@ class _Seen:
 class Sidecar:
     """The agent: upstream connections, local sockets, workers, operator ports."""
 
-    def __init__(self, options: SidecarOptions) -> None:
+    def __init__(self, options: SidecarOptions, *, starter: WorkerStarter | None = None) -> None:
         if options.concurrency < 1:
             raise MeshletError("--concurrency must be at least 1", field="concurrency")
         if (options.standalone is None) == (options.xds_address is None):
@@ -155,7 +158,7 @@ class Sidecar:
         self.xds: XdsClient | None = None
         self.servers: OperatorServers | None = None
         self.workers: list[_WorkerProcess] = []
-        self._starter = WorkerStarter()
+        self._starter = starter or WorkerStarter()
         self._stop = asyncio.Event()
         self.draining = False
         self._health_failed = False
@@ -262,13 +265,13 @@ class Sidecar:
             ) from None
         return self._xds_stream_auth
 
-    def _xds_stream_auth(self, ended_with: grpc.StatusCode | None) -> StreamAuth:
+    def _xds_stream_auth(self, ended_with: Status | None) -> StreamAuth:
         """TLS with the mesh root; the workload certificate while it is valid (mutual TLS),
         else the pod's token. A stream refused with the certificate retries with the token."""
         workload = self.agent.workload if self.agent is not None else None
         root = workload.root().trusted_ca if workload is not None else self._xds_root
         item = workload.certificate() if workload is not None else None
-        refused = ended_with is grpc.StatusCode.UNAUTHENTICATED and self._xds_presented_certificate
+        refused = ended_with is Status.UNAUTHENTICATED and self._xds_presented_certificate
         if workload is not None and item is not None and not refused:
             not_after = workload.status().not_after
             if not_after is None or datetime.now(UTC) < not_after:
@@ -356,29 +359,33 @@ class Sidecar:
     async def _supervise(self, worker: _WorkerProcess) -> None:
         delay = 0.5
         while not self.draining:
-            command = [
-                "--worker-id", str(worker.worker_id),
-                "--node-id", self.options.node_id,
-                "--xds-socket", os.path.join(self.run_dir, XDS_SOCKET_NAME),
-                "--sds-socket", self.sds_socket,
-                "--control-socket", worker.control,
-                "--drain-seconds", str(self.options.drain_seconds),
-                "--log-level", self.options.log_level,
-                "--node-metadata", json.dumps(self._worker_metadata(), sort_keys=True),
-                "--max-connections", str(self.options.max_connections),
-                "--access-log", self.options.access_log or "",
-            ]  # fmt: skip
+            options = WorkerOptions(
+                worker_id=worker.worker_id,
+                node_id=self.options.node_id,
+                xds_socket=os.path.join(self.run_dir, XDS_SOCKET_NAME),
+                sds_socket=self.sds_socket,
+                control_socket=worker.control,
+                drain_seconds=self.options.drain_seconds,
+                node_metadata=self._worker_metadata(),
+                max_connections=self.options.max_connections,
+                access_log=self.options.access_log,
+                agent_pid=os.getpid(),
+            )
             worker.started = time.monotonic()
             # Forked from the zygote, which imported the data path and no gRPC: the
             # workers share its pages; this gRPC process never forks.
             try:
-                worker.process = await self._starter.spawn(command)
+                worker.process = await self._starter.spawn(
+                    options=options.to_json(), log_level=self.options.log_level
+                )
             except (OSError, TimeoutError) as exc:
                 log.warning("worker %d could not be started: %s", worker.worker_id, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue
             log.info("worker %d started (pid %d)", worker.worker_id, worker.process.pid)
+            if all(w.process is not None and w.process.returncode is None for w in self.workers):
+                await self._starter.release()  # its pages would be one more copy
             code = await worker.process.wait()
             if self.draining:
                 return
@@ -642,9 +649,9 @@ class Sidecar:
         self._health_failed = failed
 
 
-async def run_sidecar(options: SidecarOptions) -> None:
+async def run_sidecar(options: SidecarOptions, *, starter: WorkerStarter | None = None) -> None:
     """Run a sidecar until SIGTERM/SIGINT (or ``/quitquitquit``); raises ``MeshletError``."""
-    sidecar = Sidecar(options)
+    sidecar = Sidecar(options, starter=starter)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, sidecar.request_quit)
@@ -653,6 +660,19 @@ async def run_sidecar(options: SidecarOptions) -> None:
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+
+
+def run_sidecar_process(options: SidecarOptions, *, starter: WorkerStarter | None = None) -> None:
+    """Run a sidecar as this process's main work: fork the zygote while the process is
+    still one thread with no event loop (unless ``starter`` has one already), then
+    ``run_sidecar`` on uvloop. Raises ``MeshletError``."""
+    if starter is None:
+        starter = WorkerStarter(adopt_workers=True)
+        try:
+            starter.fork_zygote()
+        except (RuntimeError, OSError) as exc:  # the first worker will start a new zygote
+            log.warning("zygote not forked from the agent: %s", exc)
+    uvloop.run(run_sidecar(options, starter=starter))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -714,7 +734,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         metadata=_pod_metadata(args),
     )
     try:
-        uvloop.run(run_sidecar(options))
+        run_sidecar_process(options)
     except MeshletError as exc:
         print(f"meshlet sidecar: {exc}", file=sys.stderr)
         return 1

@@ -2,10 +2,12 @@
 
 Theory of operation
 -------------------
-The agent (``meshlet.proxy.sidecar``) starts ``--concurrency`` of these as new
-processes. Each is an xDS client of the agent's local xDS socket and an SDS client of
-its SDS socket, and serves every listener of the config itself: all workers bind the
-same addresses with ``SO_REUSEPORT``, so the kernel spreads connections over them.
+The agent (``meshlet.proxy.sidecar``) starts ``--concurrency`` of these, forked from
+its zygote (``serve(options)``; ``python -m meshlet.proxy.worker`` runs one by hand).
+Each is an xDS client of the agent's local xDS socket and an SDS client of its SDS
+socket (gRPC spoken by ``grpc_stream``: no grpcio in a worker), and serves every
+listener of the config itself: all workers bind the same addresses with
+``SO_REUSEPORT``, so the kernel spreads connections over them.
 
 Applying a config (``_apply``): the SDS subscription becomes the names the listeners
 and clusters reference, the ``ProxyState`` takes the new resources, and each listener
@@ -25,7 +27,10 @@ The worker answers the agent on a unix socket (``--control-socket``): ``GET /sta
 (JSON: pid, versions applied, listeners with readiness, reason and counters) and
 ``POST /drain_listeners``. SIGTERM drains: stop accepting, let open connections finish
 for up to ``--drain-seconds``, exit 0. A worker whose agent dies exits too
-(``PR_SET_PDEATHSIG`` plus a check of the parent's pid).
+(``PR_SET_PDEATHSIG`` plus a check of the parent's pid). A worker forked by the zygote
+has the zygote as its parent until the zygote exits; then the agent (a child
+subreaper, ``agent_pid``) is its parent, and only from then on does the agent's death
+end it: the zygote's exit does not.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ import socket
 import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import uvloop
 from envoy.config.listener.v3 import listener_pb2
@@ -58,9 +63,9 @@ from meshlet.proxy.limits import DEFAULT_MAX_CONNECTIONS, ConnectionGate, Listen
 from meshlet.proxy.metrics import Workload
 from meshlet.proxy.runtime import ListenerServer, ProxyState, bind_listener_socket
 from meshlet.proxy.sds_client import SdsClient
-from meshlet.proxy.xds_client import Backoff, XdsClient
+from meshlet.proxy.xds_client import Backoff, XdsClient, unix_socket_connector
 
-__all__ = ["Worker", "WorkerOptions", "listener_address", "main"]
+__all__ = ["Worker", "WorkerOptions", "listener_address", "main", "serve"]
 
 log = logging.getLogger("meshlet.proxy.worker")
 
@@ -85,6 +90,34 @@ class WorkerOptions:
     node_metadata: Mapping[str, str] = field(default_factory=dict)
     max_connections: int = DEFAULT_MAX_CONNECTIONS  # per listener
     access_log: str | None = "/dev/stdout"  # None: no access log
+    agent_pid: int = 0  # 0: the parent this worker starts with is its agent
+
+    def to_json(self) -> str:
+        """These options as the agent hands them to the zygote (``from_json`` reads them)."""
+        return json.dumps(
+            {**{f.name: getattr(self, f.name) for f in fields(self)},
+             "node_metadata": dict(self.node_metadata)},
+            sort_keys=True,
+        )  # fmt: skip
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkerOptions:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("worker options must be a JSON object")
+        access_log = data.get("access_log")
+        return cls(
+            worker_id=int(data["worker_id"]),
+            node_id=str(data["node_id"]),
+            xds_socket=str(data["xds_socket"]),
+            sds_socket=str(data["sds_socket"]),
+            control_socket=str(data["control_socket"]),
+            drain_seconds=float(data.get("drain_seconds", 5.0)),
+            node_metadata={str(k): str(v) for k, v in dict(data.get("node_metadata", {})).items()},
+            max_connections=int(data.get("max_connections", DEFAULT_MAX_CONNECTIONS)),
+            access_log=None if access_log is None else str(access_log),
+            agent_pid=int(data.get("agent_pid", 0)),
+        )
 
 
 @dataclass
@@ -134,13 +167,13 @@ class Worker:
             workload=Workload.from_node(options.node_id, options.node_metadata),
             access_log=access_log,
         )
-        self._xds_path = UnixPath(options.xds_socket)
         self.xds = XdsClient(
-            self._xds_path.grpc_target,
+            f"unix:{options.xds_socket}",
             options.node_id,
             self._apply,
             metadata={"WORKER_ID": str(options.worker_id)},
             backoff=Backoff(initial=0.1, maximum=2.0, jitter=0.1),
+            connect=unix_socket_connector(options.xds_socket),
         )
         self.listeners: dict[str, _Listener] = {}
         self.draining = False
@@ -251,7 +284,7 @@ class Worker:
         listening = entry.sock
         while True:
             try:
-                sock, _ = await loop.sock_accept(listening)
+                sock, peer = await loop.sock_accept(listening)
             except OSError as exc:
                 log.warning("listener %s: accept failed: %s", entry.name, exc)
                 await asyncio.sleep(0.05)
@@ -260,7 +293,7 @@ class Worker:
             if server is None:
                 sock.close()
                 continue
-            task = loop.create_task(server.inspecting.handle(sock))
+            task = loop.create_task(server.inspecting.handle(sock, peer))
             entry.connections.add(task)
             task.add_done_callback(entry.connections.discard)
 
@@ -377,17 +410,23 @@ class Worker:
             server.close()
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.options.control_socket)
-            self._xds_path.close()
             if self.state.access_log is not None:
                 self.state.access_log.flush()
 
     async def _retry(self) -> None:
-        parent = os.getppid()
+        first_parent = os.getppid()
+        agent = self.options.agent_pid or first_parent
+        armed = first_parent == agent  # the death signal is set when the agent is the parent
         while True:
             await asyncio.sleep(_RETRY_SECONDS)
             if self.state.access_log is not None:
                 self.state.access_log.flush()  # Envoy flushes its access logs every second
-            if os.getppid() != parent:
+            parent = os.getppid()
+            if parent == agent and not armed:  # the zygote is gone; the agent adopted us
+                _die_with_parent()
+                armed = True
+                parent = os.getppid()  # the agent may have died before the signal was set
+            if parent not in (agent, first_parent):
                 log.warning("worker %d: the agent is gone; exiting", self.options.worker_id)
                 self.request_stop()
                 return
@@ -440,10 +479,19 @@ def _metadata(text: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in decoded.items()} if isinstance(decoded, dict) else {}
 
 
+def serve(options: WorkerOptions, log_level: str = "info") -> int:
+    """Run one worker until SIGTERM; its exit status. The zygote's children start here,
+    with the options the agent sent (no command line to parse: building an argparse
+    parser alone writes to about 2 MB of the pages a forked worker shares)."""
+    if options.agent_pid in (0, os.getppid()):
+        _die_with_parent()  # else once the agent adopts it (see ``Worker._retry``)
+    setup_logging(log_level, prefix=f"envoy worker_{options.worker_id} ")
+    uvloop.run(_serve(options))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _die_with_parent()
-    setup_logging(args.log_level, prefix=f"envoy worker_{args.worker_id} ")
     options = WorkerOptions(
         worker_id=args.worker_id,
         node_id=args.node_id,
@@ -455,8 +503,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_connections=args.max_connections,
         access_log=args.access_log or None,
     )
-    uvloop.run(_serve(options))
-    return 0
+    return serve(options, args.log_level)
 
 
 if __name__ == "__main__":

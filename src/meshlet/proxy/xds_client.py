@@ -1,4 +1,4 @@
-"""The proxy's ADS client: Envoy's side of state-of-the-world xDS over grpc.aio.
+"""The proxy's ADS client: Envoy's side of state-of-the-world xDS over gRPC.
 
 Theory of operation
 -------------------
@@ -33,6 +33,12 @@ How a stream proves who it is is the caller's too: fixed ``credentials``, or an
 ``auth`` function asked before every stream (with the status the last stream ended
 with) for the channel's credentials and the call's metadata — so a sidecar can present
 its current workload certificate, or its token before it has one.
+
+How a stream is carried is a ``connect`` function: by default a grpcio channel to
+``target`` (imported when the first stream opens, so a process that never uses it does
+not load gRPC); ``unix_socket_connector(path)`` is the small HTTP/2 client of
+``grpc_stream`` on a unix socket, which a worker uses for its agent's local xDS. Either
+way a stream that ends with a status raises ``GrpcError``.
 """
 
 from __future__ import annotations
@@ -43,22 +49,23 @@ import hashlib
 import inspect
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-import grpc
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import base_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
-from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import struct_pb2
 from google.protobuf.message import Message
 from google.rpc import status_pb2
 
+from meshlet.proxy import grpc_stream
 from meshlet.proxy.config import (
     CLUSTER_TYPE,
     ENDPOINT_TYPE,
@@ -68,14 +75,28 @@ from meshlet.proxy.config import (
     unpack_resources,
     validate_resources,
 )
+from meshlet.proxy.grpc_stream import GrpcError, Status
 
-__all__ = ["Backoff", "ConfigUpdate", "StreamAuth", "StreamAuthSource", "XdsClient"]
+if TYPE_CHECKING:
+    import grpc
+
+__all__ = [
+    "ADS_METHOD",
+    "AdsCall",
+    "AdsConnector",
+    "Backoff",
+    "ConfigUpdate",
+    "StreamAuth",
+    "StreamAuthSource",
+    "XdsClient",
+    "grpc_channel_connector",
+    "unix_socket_connector",
+]
 
 log = logging.getLogger("meshlet.proxy.xds")
 
 _INVALID_ARGUMENT = 3
 _HCM_TYPE = "type.googleapis.com/" + hcm_pb2.HttpConnectionManager.DESCRIPTOR.full_name
-_MAX_MESSAGE = 256 * 1024 * 1024
 _CACHE_LIMIT = 50_000
 
 Resources = dict[str, Message]
@@ -107,7 +128,105 @@ class StreamAuth:
 
 #: Asked before each stream, with the status code the last stream ended with (None if
 #: it did not end with one, or on the first).
-StreamAuthSource = Callable[[grpc.StatusCode | None], StreamAuth]
+StreamAuthSource = Callable[[Status | None], StreamAuth]
+
+#: The ADS method's path, as gRPC names it on the wire.
+ADS_METHOD = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
+
+
+class AdsCall(Protocol):
+    """One open ADS stream."""
+
+    async def write(self, request: discovery_pb2.DiscoveryRequest) -> None: ...
+
+    async def read(self) -> discovery_pb2.DiscoveryResponse | None:
+        """The next response; None when the server ended the stream with ``OK``."""
+        ...
+
+    def cancel(self) -> None: ...
+
+
+#: Opens one ADS stream with the given auth, for an ``async with`` block; a stream that
+#: ends with a status raises ``GrpcError``.
+AdsConnector = Callable[[StreamAuth], AbstractAsyncContextManager[AdsCall]]
+
+
+class _GrpcioCall:
+    def __init__(self, call: Any) -> None:
+        self._call = call
+
+    async def write(self, request: discovery_pb2.DiscoveryRequest) -> None:
+        await self._call.write(request)
+
+    async def read(self) -> discovery_pb2.DiscoveryResponse | None:
+        import grpc
+
+        response = await self._call.read()
+        return None if response is grpc.aio.EOF else response
+
+    def cancel(self) -> None:
+        self._call.cancel()
+
+
+def grpc_channel_connector(target: str) -> AdsConnector:
+    """ADS streams over a grpcio channel to ``target`` (``host:port``, ``unix:/path``);
+    TLS when the auth has credentials."""
+
+    @contextlib.asynccontextmanager
+    async def connect(auth: StreamAuth) -> AsyncIterator[AdsCall]:
+        import grpc
+        from envoy.service.discovery.v3 import ads_pb2_grpc
+
+        options: list[tuple[str, Any]] = [
+            ("grpc.max_receive_message_length", grpc_stream.MAX_MESSAGE),
+            ("grpc.max_send_message_length", grpc_stream.MAX_MESSAGE),
+        ]
+        if auth.credentials is not None:
+            # A connection of its own: never one opened with an earlier certificate.
+            options.append(("grpc.use_local_subchannel_pool", 1))
+            channel = grpc.aio.secure_channel(target, auth.credentials, options=options)
+        else:
+            channel = grpc.aio.insecure_channel(target, options=options)
+        async with channel:
+            stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
+            call = stub.StreamAggregatedResources(metadata=auth.metadata or None)
+            try:
+                yield _GrpcioCall(call)
+            except grpc.aio.AioRpcError as exc:
+                raise GrpcError(Status(exc.code().value[0]), exc.details() or "") from None
+            finally:
+                call.cancel()
+
+    return connect
+
+
+class _H2Call:
+    def __init__(self, stream: grpc_stream.GrpcStream) -> None:
+        self._stream = stream
+
+    async def write(self, request: discovery_pb2.DiscoveryRequest) -> None:
+        await self._stream.send(request.SerializeToString())
+
+    async def read(self) -> discovery_pb2.DiscoveryResponse | None:
+        data = await self._stream.receive()
+        return None if data is None else discovery_pb2.DiscoveryResponse.FromString(data)
+
+    def cancel(self) -> None:
+        self._stream.cancel()
+
+
+def unix_socket_connector(socket_path: str) -> AdsConnector:
+    """ADS streams over ``grpc_stream`` to the gRPC server on a unix socket (plaintext;
+    the auth's metadata is sent, its credentials must be None)."""
+
+    @contextlib.asynccontextmanager
+    async def connect(auth: StreamAuth) -> AsyncIterator[AdsCall]:
+        if auth.credentials is not None:
+            raise ValueError("a unix socket stream has no TLS")
+        async with grpc_stream.open_stream(socket_path, ADS_METHOD, auth.metadata) as stream:
+            yield _H2Call(stream)
+
+    return connect
 
 
 @dataclass
@@ -152,7 +271,9 @@ class XdsClient:
 
     ``await run()`` until ``await stop()``. ``target`` is a gRPC target
     (``127.0.0.1:15010``, ``unix:/path``); ``credentials`` makes the channel TLS;
-    ``auth``, when given, replaces it and is asked before each stream.
+    ``auth``, when given, replaces it and is asked before each stream. ``connect``
+    replaces the grpcio channel to ``target`` (``target`` then only names the server in
+    logs).
     ``validation_cache`` may be shared by clients in one process: verdicts are kept by
     the digest of a resource's bytes.
     """
@@ -169,8 +290,10 @@ class XdsClient:
         auth: StreamAuthSource | None = None,
         backoff: Backoff | None = None,
         validation_cache: dict[bytes, tuple[str, ...]] | None = None,
+        connect: AdsConnector | None = None,
     ) -> None:
         self.target = target
+        self._connect = connect or grpc_channel_connector(target)
         self.node = base_pb2.Node(id=node_id, cluster=cluster, user_agent_name="meshlet")
         meta = struct_pb2.Struct()
         for key, value in sorted((metadata or {}).items()):
@@ -178,14 +301,14 @@ class XdsClient:
         self.node.metadata.CopyFrom(meta)
         self._on_update = on_update
         self._auth = auth or (lambda _code: StreamAuth(credentials))
-        self._ended_with: grpc.StatusCode | None = None
+        self._ended_with: Status | None = None
         self._backoff = backoff or Backoff()
         self._cache = validation_cache if validation_cache is not None else {}
         self._types = {
             t: _TypeState() for t in (CLUSTER_TYPE, LISTENER_TYPE, ENDPOINT_TYPE, ROUTE_TYPE)
         }
         self._stopping = asyncio.Event()
-        self._call: Any = None
+        self._call: AdsCall | None = None
         self._changed = asyncio.Condition()
         #: How many consistent configs were handed to ``on_update``.
         self.updates = 0
@@ -224,14 +347,11 @@ class XdsClient:
                 if not self._stopping.is_set() or (task is not None and task.cancelling()):
                     raise
                 break  # stop() cancelled the call
-            except grpc.aio.AioRpcError as exc:
-                self._ended_with = exc.code()
+            except GrpcError as exc:
+                self._ended_with = exc.status
                 if not self._stopping.is_set():
                     log.info(
-                        "xDS stream to %s ended: %s: %s",
-                        self.target,
-                        exc.code().name,
-                        exc.details() or "",
+                        "xDS stream to %s ended: %s: %s", self.target, exc.status.name, exc.details
                     )
             except Exception:
                 if not self._stopping.is_set():
@@ -253,24 +373,11 @@ class XdsClient:
 
     # --- one stream ----------------------------------------------------------------------
 
-    def _channel(self, credentials: grpc.ChannelCredentials | None) -> grpc.aio.Channel:
-        options: list[tuple[str, Any]] = [
-            ("grpc.max_receive_message_length", _MAX_MESSAGE),
-            ("grpc.max_send_message_length", _MAX_MESSAGE),
-        ]
-        if credentials is not None:
-            # A connection of its own: never one opened with an earlier certificate.
-            options.append(("grpc.use_local_subchannel_pool", 1))
-            return grpc.aio.secure_channel(self.target, credentials, options=options)
-        return grpc.aio.insecure_channel(self.target, options=options)
-
     async def _stream_once(self) -> bool:
         got_response = False
         auth = self._auth(self._ended_with)
         self._ended_with = None
-        async with self._channel(auth.credentials) as channel:
-            stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
-            call = stub.StreamAggregatedResources(metadata=auth.metadata or None)
+        async with self._connect(auth) as call:
             self._call = call
             try:
                 first = True
@@ -286,7 +393,7 @@ class XdsClient:
                 self.connected = True
                 while True:
                     response = await call.read()
-                    if response is grpc.aio.EOF:
+                    if response is None:
                         return got_response
                     got_response = True
                     for request in await self._on_response(response):

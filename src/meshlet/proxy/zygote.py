@@ -4,23 +4,47 @@ Theory of operation
 -------------------
 Every worker needs the same large set of modules (uvloop, the Envoy protos, the data
 path, ``cryptography``). Started as new interpreters, each worker holds its own copy of
-all of them. The agent instead starts this process once (``posix_spawn``, never a fork
-of the agent, which runs gRPC threads). It imports the data path and nothing of gRPC,
-and then forks one child per worker, on request. (``gc.freeze`` before the fork was
-tried: no measurable gain in PSS, and keep-alive throughput looked lower.) The workers' copies of those modules are the zygote's pages, shared until
-written. Each child imports what only a worker needs (the gRPC clients of the agent's
-local xDS and SDS sockets) after the fork and runs ``meshlet.proxy.worker.main``.
+all of them. Instead the workers are forked from this small parent, which imported the
+data path (``DATA_PATH_MODULES``, ``meshlet.proxy.worker`` among them) and nothing of
+gRPC's threads, so the workers' copies of those modules are the zygote's pages, shared
+until written.
+
+The zygote itself comes from one of two places:
+
+- ``fork_from_agent``: the agent forks it while it is still one thread with no event
+  loop (before its gRPC servers start), so the zygote *and* the agent share the pages
+  of everything both import (asyncio, uvloop, protobuf, ``cryptography``, the proxy's
+  modules): one copy of them for the whole sidecar;
+- ``python -m meshlet.proxy.zygote --control-fd FD``: a new interpreter, which the agent
+  starts when a worker must be started again and that zygote is gone (a fork of the
+  running, threaded agent would not be safe).
+
+Once the workers run, the agent lets the zygote go (``WorkerStarter.release``): its
+pages would only be one more copy of what every worker has written to. The workers
+become the agent's children (it is a child subreaper) and keep serving.
+
+Before serving, it collects and freezes its objects (``gc.freeze``): a worker's
+collections then never walk them, which would write to every page holding one (that
+alone split about 5 MB of shared pages per worker). A worker writes to the zygote's
+pages anyway where it changes reference counts and warms up bytecode, so each still
+copies about 7 MB of them.
 
 The zygote is single-threaded and runs no event loop, so a fork here is safe. It talks
 to the agent over one stream socket (``--control-fd``), a JSON object per line:
 
-- agent → zygote: ``{"spawn": ID, "argv": [...]}``, the worker's command line;
+- agent → zygote: ``{"spawn": ID, "worker": OPTIONS, "log_level": LEVEL}``, the
+  worker's ``WorkerOptions`` as JSON (``{"spawn": ID, "argv": [...]}``, a command line
+  of ``python -m meshlet.proxy.worker``, is taken too);
 - zygote → agent: ``{"spawned": ID, "pid": PID}`` once forked, and
   ``{"exited": PID, "code": CODE}`` when a worker ends (``CODE`` is its exit status,
   or minus the signal that ended it, as ``subprocess`` reports it).
 
+Each child imports nothing more after the fork: it runs ``meshlet.proxy.worker.serve``
+(or ``main`` with the command line).
+
 When the agent closes the socket or dies (``PR_SET_PDEATHSIG``), or on SIGTERM, the
-zygote exits; the workers see their parent go and drain (their own death signal).
+zygote exits. Its workers do not end with it: they end with the agent (see
+``meshlet.proxy.worker``).
 """
 
 from __future__ import annotations
@@ -34,9 +58,10 @@ import selectors
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
-__all__ = ["DATA_PATH_MODULES", "main"]
+__all__ = ["DATA_PATH_MODULES", "fork_from_agent", "import_data_path", "main", "status_code"]
 
 #: What the zygote imports before it forks: everything a worker serves traffic with,
 #: and nothing that starts threads (gRPC stays out).
@@ -50,6 +75,8 @@ DATA_PATH_MODULES = (
     "meshlet.proxy._http",
     "meshlet.proxy._logging",
     "meshlet.pilot.secrets",
+    "meshlet.proxy.http2",  # else loaded by each worker on its first HTTP/2 connection
+    "meshlet.proxy.worker",  # with its xDS and SDS clients (gRPC by ``grpc_stream``)
 )
 
 _PR_SET_PDEATHSIG = 1
@@ -61,13 +88,72 @@ def _die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
-def _status_code(status: int) -> int:
+def status_code(status: int) -> int:
+    """A ``waitpid`` status as ``subprocess`` reports it (minus the signal)."""
     if os.WIFSIGNALED(status):
         return -os.WTERMSIG(status)
     return os.WEXITSTATUS(status) if os.WIFEXITED(status) else status
 
 
-def _run_worker(control: socket.socket, wakeup: tuple[int, int], argv: list[str]) -> None:
+def import_data_path() -> None:
+    """Import what a worker serves traffic with (idempotent)."""
+    import importlib
+
+    for name in DATA_PATH_MODULES:
+        importlib.import_module(name)
+
+
+def _serve(control: socket.socket) -> None:
+    _die_with_parent()
+    control.setblocking(True)
+    import_data_path()
+    gc.collect()
+    gc.freeze()
+    _Zygote(control).serve()
+
+
+def fork_from_agent() -> tuple[int, socket.socket]:
+    """Fork a zygote from the calling process: its pid and the agent's end of the control
+    socket. Only while the caller is single-threaded and runs no event loop."""
+    import threading
+
+    if threading.active_count() != 1 or len(os.listdir("/proc/self/task")) != 1:
+        raise RuntimeError("the zygote can be forked only from a single-threaded process")
+    import_data_path()
+    # Frozen in the agent too: its own full collections then leave the pages it shares
+    # with the zygote alone.
+    gc.collect()
+    gc.freeze()
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        ours.close()
+        _exit_after(lambda: _serve(theirs))
+    theirs.close()
+    return pid, ours
+
+
+def _exit_after(run: Callable[[], None]) -> NoReturn:
+    code = 0
+    try:
+        run()
+    except BaseException:  # a forked child must never return into its parent's code
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+    os._exit(code)
+
+
+def _run_worker(
+    control: socket.socket, wakeup: tuple[int, int], request: dict[str, object]
+) -> None:
     """In the forked child: become a worker; never returns."""
     code = 1
     try:
@@ -79,7 +165,12 @@ def _run_worker(control: socket.socket, wakeup: tuple[int, int], argv: list[str]
             os.close(fd)
         from meshlet.proxy import worker
 
-        code = worker.main(argv)
+        if "worker" in request:
+            options = worker.WorkerOptions.from_json(str(request["worker"]))
+            code = worker.serve(options, str(request.get("log_level") or "info"))
+        else:
+            argv = request["argv"]
+            code = worker.main([str(a) for a in argv] if isinstance(argv, list) else [])
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:  # a child must never return into the zygote's loop
@@ -141,17 +232,18 @@ class _Zygote:
             line, self._buffer = self._buffer.split(b"\n", 1)
             try:
                 request = json.loads(line)
-                ident, argv = request["spawn"], [str(a) for a in request["argv"]]
+                ident = request["spawn"]
             except (ValueError, KeyError, TypeError):
                 continue
-            self._spawn(ident, argv)
+            if isinstance(request, dict) and ("worker" in request or "argv" in request):
+                self._spawn(ident, request)
         return True
 
-    def _spawn(self, ident: object, argv: list[str]) -> None:
+    def _spawn(self, ident: object, request: dict[str, object]) -> None:
         gc.collect()
         pid = os.fork()
         if pid == 0:
-            _run_worker(self.control, self.wakeup, argv)
+            _run_worker(self.control, self.wakeup, request)
         self.children.add(pid)
         self.send({"spawned": ident, "pid": pid})
 
@@ -163,7 +255,7 @@ class _Zygote:
                 done, status = pid, 0
             if done == pid:
                 self.children.discard(pid)
-                self.send({"exited": pid, "code": _status_code(status)})
+                self.send({"exited": pid, "code": status_code(status)})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -171,15 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(args) != 2 or args[0] != "--control-fd":
         print("usage: python -m meshlet.proxy.zygote --control-fd FD", file=sys.stderr)
         return 2
-    _die_with_parent()
-    control = socket.socket(fileno=int(args[1]))
-    control.setblocking(True)
-    import importlib
-
-    for name in DATA_PATH_MODULES:
-        importlib.import_module(name)
-    gc.collect()
-    _Zygote(control).serve()
+    _serve(socket.socket(fileno=int(args[1])))
     return 0
 
 
