@@ -2,7 +2,10 @@
  * LD_PRELOAD shim for load generators that cannot present a client certificate
  * (wrk, h2load): every SSL_CTX that OpenSSL creates in the process gets the certificate
  * chain and key named by BENCH_CLIENT_CERT and BENCH_CLIENT_KEY, so the server's
- * mutual TLS handshake really happens. Built by bench/run.sh:
+ * mutual TLS handshake really happens. It also makes every handshake a full one: wrk
+ * reuses its SSL objects with SSL_clear, which keeps the last session and so offers
+ * resumption on the next connection to any server that issued a ticket; the wrapped
+ * SSL_clear drops that session. Built by bench/run.sh:
  *   gcc -shared -fPIC -O2 -o client_cert_preload.so client_cert_preload.c -ldl
  */
 #define _GNU_SOURCE
@@ -12,6 +15,8 @@
 
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct ssl_method_st SSL_METHOD;
+typedef struct ssl_st SSL;
+typedef struct ssl_session_st SSL_SESSION;
 
 #define FILETYPE_PEM 1
 
@@ -35,4 +40,18 @@ SSL_CTX *SSL_CTX_new(const SSL_METHOD *method)
             fprintf(stderr, "client_cert_preload: cannot load %s / %s\n", cert, key);
     }
     return ctx;
+}
+
+int SSL_clear(SSL *ssl)
+{
+    static int (*real_clear)(SSL *);
+    static int (*set_session)(SSL *, SSL_SESSION *);
+    if (real_clear == NULL) {
+        real_clear = (int (*)(SSL *)) dlsym(RTLD_NEXT, "SSL_clear");
+        set_session = (int (*)(SSL *, SSL_SESSION *)) dlsym(RTLD_DEFAULT, "SSL_set_session");
+    }
+    int done = real_clear(ssl);
+    if (done == 1 && set_session != NULL)
+        set_session(ssl, NULL);
+    return done;
 }

@@ -33,8 +33,8 @@ def _ratio(a: object, b: object) -> float | None:
 def table(report: dict) -> str:
     targets: dict[str, dict] = report["targets"]
     rows = [
-        "| | keep-alive req/s (HTTP/1.1) | HTTP/2 req/s | CPU µs / request | CPU µs / full handshake | p50 ms | p99 ms | PSS MB (processes) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| | keep-alive req/s (HTTP/1.1) | HTTP/2 req/s | CPU µs / request | CPU µs / full handshake | p50 ms | p99 ms | PSS MB (processes) | MB alone |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in targets.items():
         rows.append(
@@ -42,13 +42,14 @@ def table(report: dict) -> str:
             f"| {_number(r.get('cpu_us_per_request'), 1)} "
             f"| {_number(r.get('cpu_us_per_handshake'))} "
             f"| {_number(r.get('p50_ms'), 3)} | {_number(r.get('p99_ms'), 3)} "
-            f"| {_number(r.get('pss_mb'), 1)} ({r.get('processes', '—')}) |"
+            f"| {_number(r.get('pss_mb'), 1)} ({r.get('processes', '—')}) "
+            f"| {_number(r.get('alone_mb'), 1)} |"
         )
     haproxy, nginx = targets.get("HAProxy", {}), targets.get("nginx", {})
     rows += [
         "",
-        "| | keep-alive vs HAProxy (goal ≥ 0.6) | keep-alive vs nginx | handshakes per CPU-second vs nginx (goal ≥ 0.9) | p99 vs HAProxy (goal ≤ 2) | PSS (goal < 80 MB) |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| | keep-alive vs HAProxy (goal ≥ 0.6) | keep-alive vs nginx | handshakes per CPU-second vs nginx (goal ≥ 0.9) | p99 vs HAProxy (goal ≤ 2) | PSS (goal < 80 MB) | MB alone |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name in SIDECARS:
         r = targets.get(name)
@@ -60,7 +61,8 @@ def table(report: dict) -> str:
             f"| {_number(_ratio(r.get('keepalive_rps'), nginx.get('keepalive_rps')), 2)} "
             f"| {_number(_ratio(r.get('handshakes_per_cpu_second'), nginx.get('handshakes_per_cpu_second')), 2)} "
             f"| {_number(_ratio(r.get('p99_ms'), haproxy.get('p99_ms')), 2)} "
-            f"| {_number(r.get('pss_mb'), 1)} MB |"
+            f"| {_number(r.get('pss_mb'), 1)} MB "
+            f"| {_number(r.get('alone_mb'), 1)} MB |"
         )
     machine = report.get("machine", {})
     rows += [

@@ -10,8 +10,9 @@ also measured directly (plain HTTP, the ceiling). For each one:
   connection and a full handshake; reported as the server's CPU per handshake (wrk
   busy-polls during handshakes, so its rate says little);
 - latency p50/p99 at a fixed moderate rate (``paced.py``, open loop);
-- CPU µs per request (the proxy's processes only, from ``/proc``) and memory (PSS, all
-  of the proxy's processes, shared pages counted once).
+- CPU µs per request (the proxy's processes only, from ``/proc``) and memory: PSS (all
+  of the proxy's processes, shared pages counted once) and, stricter, what they would
+  take alone on the host (``_alone_mb``).
 
 wrk and h2load present the client certificate through ``client_cert_preload.so``.
 Everything started here is stopped here, by PID; every run is bounded in time.
@@ -27,6 +28,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -103,6 +105,25 @@ def _pss_mb(pids: list[int]) -> float:
     return round(total / 1024, 1)
 
 
+def _alone_mb(pids: list[int]) -> float:
+    """The memory the processes would take on a host to themselves: every resident page
+    any of them maps, counted once (from ``/proc/PID/pagemap``; root only). PSS divides a
+    page among every process on the host that maps it, so another program using the same
+    files (a second sidecar in this run) lowers it; this does not."""
+    frames: set[int] = set()
+    for pid in pids:
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/pagemap", "rb") as pagemap:
+            for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+                if line.endswith("[vsyscall]"):
+                    continue
+                low, high = (int(part, 16) for part in line.split()[0].split("-"))
+                pagemap.seek(low // 4096 * 8)
+                for (entry,) in struct.iter_unpack("<Q", pagemap.read((high - low) // 4096 * 8)):
+                    if entry >> 63:  # present
+                        frames.add(entry & ((1 << 55) - 1))
+    return round(len(frames) * 4096 / 2**20, 1)
+
+
 def _run(command: list[str], *, env: dict[str, str] | None = None, timeout: float) -> str:
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=timeout, env=env, check=False
@@ -173,8 +194,7 @@ http {{
         ssl_certificate_key {folder}/server.key;
         ssl_client_certificate {folder}/ca.crt;
         ssl_verify_client on;
-        ssl_session_tickets off;
-        ssl_session_cache off;
+        ssl_protocols TLSv1.2 TLSv1.3;
         location / {{
             proxy_pass http://app;
             proxy_http_version 1.1;
@@ -189,7 +209,6 @@ def _haproxy(folder: Path, port: int) -> str:
     return f"""global
     nbthread 1
     maxconn 4096
-    tune.ssl.cachesize 0
 defaults
     mode http
     timeout connect 5s
@@ -197,7 +216,7 @@ defaults
     timeout server 60s
     http-reuse always
 frontend tls
-    bind 127.0.0.1:{port} ssl crt {folder}/server.pem ca-file {folder}/ca.crt verify required alpn h2,http/1.1 no-tls-tickets
+    bind 127.0.0.1:{port} ssl crt {folder}/server.pem ca-file {folder}/ca.crt verify required alpn h2,http/1.1
     default_backend app
 backend app
     server app 127.0.0.1:{UPSTREAM_PORT}
@@ -390,6 +409,7 @@ class Bench:
 
     def memory(self, target: Target) -> None:
         target.result["pss_mb"] = _pss_mb(target.pids())
+        target.result["alone_mb"] = _alone_mb(target.pids())
         target.result["processes"] = len(target.pids())
 
 
