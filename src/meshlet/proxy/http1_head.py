@@ -33,6 +33,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from meshlet.proxy.http_headers import Header
 
@@ -78,19 +79,14 @@ class HeadError:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class _Framing:
-    content_length: int | None
-    chunked: bool
-    transfer_encoding: bool
-    connection: frozenset[bytes]
+_NO_TOKENS: frozenset[bytes] = frozenset()
+_VERSIONS: dict[tuple[object, ...], tuple[int, int]] = {(b"1", b"1"): (1, 1), (b"1", b"0"): (1, 0)}
+_Framing = tuple[int | None, bool, bool, frozenset[bytes]]  # length, chunked, any TE, tokens
 
 
-_NO_FRAMING = _Framing(None, False, False, frozenset())
+class RequestHead(NamedTuple):
+    """A request head (a named tuple: one is made per request)."""
 
-
-@dataclass(frozen=True, slots=True)
-class RequestHead:
     method: bytes
     target: bytes
     version: tuple[int, int]
@@ -115,8 +111,9 @@ class RequestHead:
         return BodyFraming.NONE
 
 
-@dataclass(frozen=True, slots=True)
-class ResponseHead:
+class ResponseHead(NamedTuple):
+    """A response head (a named tuple: one is made per response)."""
+
     version: tuple[int, int]
     status: int
     reason: bytes
@@ -189,7 +186,10 @@ def _scan_headers(
 ) -> tuple[tuple[Header, ...], _Framing] | HeadError:
     """The header lines of a head (``block``: each line with its CRLF), checked and read
     in one ``re.split``: the text between the matches must be empty, and the captured
-    names and values alternate. No Python runs per line unless a framing header is there."""
+    names and values alternate. The framing headers are then looked up by name in the
+    list of lower-cased names, so no Python runs per line."""
+    if not block:
+        return (), (None, False, False, _NO_TOKENS)
     if block.count(b"\n") > max_headers:
         return HeadError(_too_large(error_status), "too many headers")
     parts = _HEADER_LINE.split(block)
@@ -197,38 +197,40 @@ def _scan_headers(
         if re.search(rb"(?:^|\n)[ \t]", block):
             return HeadError(error_status, "obsolete line folding")
         return HeadError(error_status, "invalid header line")
-    names = b"\n".join(parts[1::3]).lower()
-    headers = tuple(zip(names.split(b"\n"), parts[2::3], strict=True)) if block else ()
-    if not (b"content-length" in names or b"transfer-encoding" in names or b"connection" in names):
-        return headers, _NO_FRAMING
+    names = b"\n".join(parts[1::3]).lower().split(b"\n")
+    values = parts[2::3]
+    headers = tuple(zip(names, values, strict=True))
     content_length: int | None = None
-    codings: list[bytes] = []
-    transfer_encoding = False
-    connection: set[bytes] = set()
-    for name, value in headers:
-        if name == b"content-length":
-            if content_length is not None:
-                return HeadError(error_status, "more than one content-length")
-            if _DIGITS.fullmatch(value) is None:
-                return HeadError(error_status, "invalid content-length")
-            content_length = int(value)
-        elif name == b"transfer-encoding":
-            transfer_encoding = True
-            codings.extend([c.strip(b" \t") for c in value.lower().split(b",")])
-        elif name == b"connection":
-            connection.update([t.strip(b" \t") for t in value.lower().split(b",")])
-    connection.discard(b"")
-    if transfer_encoding and content_length is not None:
+    if b"content-length" in names:
+        if names.count(b"content-length") > 1:
+            return HeadError(error_status, "more than one content-length")
+        value = values[names.index(b"content-length")]
+        if _DIGITS.fullmatch(value) is None:
+            return HeadError(error_status, "invalid content-length")
+        content_length = int(value)
+    connection = _NO_TOKENS
+    if b"connection" in names:
+        tokens = {
+            token.strip(b" \t")
+            for name, value in headers
+            if name == b"connection"
+            for token in value.lower().split(b",")
+        }
+        tokens.discard(b"")
+        connection = frozenset(tokens)
+    if b"transfer-encoding" not in names:
+        return headers, (content_length, False, False, connection)
+    if content_length is not None:
         return HeadError(error_status, "both content-length and transfer-encoding")
-    framing = _Framing(
-        content_length=content_length,
-        chunked=bool(codings) and codings[-1] == b"chunked",
-        transfer_encoding=transfer_encoding,
-        connection=frozenset(connection),
-    )
-    if transfer_encoding and codings != [b"chunked"] and error_status == 400:
+    codings = [
+        coding.strip(b" \t")
+        for name, value in headers
+        if name == b"transfer-encoding"
+        for coding in value.lower().split(b",")
+    ]
+    if codings != [b"chunked"] and error_status == 400:
         return HeadError(501, "transfer-encoding other than chunked")
-    return headers, framing
+    return headers, (None, codings[-1] == b"chunked", True, connection)
 
 
 def _split_head(buffer: bytes, start: int, end: int) -> tuple[bytes, bytes]:
@@ -258,24 +260,18 @@ def scan_request_head(
     match = _REQUEST_LINE.fullmatch(request_line)
     if match is None:
         return HeadError(400, "invalid request line")
-    version = (int(match.group(3)), int(match.group(4)))
-    if version not in ((1, 0), (1, 1)):
+    version = _VERSIONS.get(match.group(3, 4))
+    if version is None:
         return HeadError(400, "unsupported HTTP version")
     scanned = _scan_headers(block, max_headers, 400)
     if isinstance(scanned, HeadError):
         return scanned
-    headers, framing = scanned
-    if framing.transfer_encoding and version < (1, 1):
+    headers, (content_length, chunked, transfer_encoding, connection) = scanned
+    if transfer_encoding and version < (1, 1):
         return HeadError(400, "transfer-encoding in an HTTP/1.0 request")
+    method, target = match.group(1, 2)
     return RequestHead(
-        method=match.group(1),
-        target=match.group(2),
-        version=version,
-        headers=headers,
-        size=end + 4,
-        content_length=framing.content_length,
-        chunked=framing.chunked,
-        connection=framing.connection,
+        method, target, version, headers, end + 4, content_length, chunked, connection
     )
 
 
@@ -295,21 +291,15 @@ def scan_response_head(
     match = _STATUS_LINE.fullmatch(status_line)
     if match is None:
         return HeadError(503, "invalid status line")
-    version = (int(match.group(1)), int(match.group(2)))
-    if version not in ((1, 0), (1, 1)):
+    version = _VERSIONS.get(match.group(1, 2))
+    if version is None:
         return HeadError(503, "unsupported HTTP version")
     scanned = _scan_headers(block, max_headers, 503)
     if isinstance(scanned, HeadError):
         return scanned
-    headers, framing = scanned
+    headers, (content_length, chunked, transfer_encoding, connection) = scanned
+    status, reason = match.group(3, 4)
     return ResponseHead(
-        version=version,
-        status=int(match.group(3)),
-        reason=match.group(4) or b"",
-        headers=headers,
-        size=end + 4,
-        content_length=framing.content_length,
-        chunked=framing.chunked,
-        transfer_encoding=framing.transfer_encoding,
-        connection=framing.connection,
-    )
+        version, int(status), reason or b"", headers, end + 4, content_length, chunked,
+        transfer_encoding, connection,
+    )  # fmt: skip

@@ -61,6 +61,7 @@ __all__ = [
     "ensure_request_id",
     "forward_client_cert_edit",
     "get_header",
+    "header_names",
     "lower_names",
     "overwrite_server",
     "set_forwarded_proto",
@@ -70,6 +71,7 @@ __all__ = [
 
 Header = tuple[bytes, bytes]
 
+_NOTHING: frozenset[bytes] = frozenset()
 HOP_BY_HOP_HEADERS = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"te"}
 )
@@ -102,6 +104,14 @@ def _te_keeps_trailers(value: bytes) -> bool:
     return any(token.split(b";")[0].strip() == b"trailers" for token in _tokens(value))
 
 
+def header_names(headers: Sequence[Header]) -> list[bytes]:
+    """The lower-cased names of ``headers``, in order, lowered all at once (joined,
+    lowered, split: no Python per header)."""
+    if not headers:
+        return []
+    return b"\n".join([name for name, _ in headers]).lower().split(b"\n")
+
+
 def edit_headers(
     headers: Sequence[Header],
     *,
@@ -109,34 +119,38 @@ def edit_headers(
     replace: Sequence[Header] = (),
     append: Sequence[Header] = (),
     drop_hop_by_hop: bool = False,
+    names: list[bytes] | None = None,
 ) -> list[Header]:
     """One pass: lower-case names, drop, replace in place, then append what was not there.
 
     ``remove`` and the names in ``replace`` must be lower-case. A name in ``replace`` replaces
     its first occurrence and drops the others; if it was absent it is appended, before
     ``append``. ``drop_hop_by_hop`` drops the hop-by-hop headers and keeps ``te`` only as
-    ``te: trailers``.
+    ``te: trailers``. ``names``: ``header_names(headers)`` when the caller has it already.
 
-    The names are lower-cased all at once (joined, lowered, split) and only the headers
-    named in ``remove``, ``replace`` or the hop-by-hop set take the slow path.
+    Only the headers named in ``remove``, ``replace`` or the hop-by-hop set take the slow
+    path; the rest are copied as they are.
     """
+    if names is None:
+        names = header_names(headers)
     replacements = dict(replace)
-    special = set(remove)
-    dropped = frozenset(special)
-    special.update(replacements)
-    if drop_hop_by_hop:
-        special.update(HOP_BY_HOP_HEADERS)
-    names = b"\n".join([name for name, _ in headers]).lower().split(b"\n") if headers else []
+    special = (HOP_BY_HOP_HEADERS if drop_hop_by_hop else _NOTHING).union(remove, replacements)
     out: list[Header]
     if special.isdisjoint(names):
         out = list(zip(names, [value for _, value in headers], strict=True))
     else:
+        dropped = frozenset(remove)
         nominated = (
-            connection_tokens(headers)
+            frozenset(
+                token
+                for name, (_, value) in zip(names, headers, strict=True)
+                if name == b"connection"
+                for token in _tokens(value)
+            )
             if drop_hop_by_hop and b"connection" in names
-            else frozenset()
+            else _NOTHING
         )
-        special.update(nominated)
+        special |= nominated
         out = []
         placed: set[bytes] = set()
         for name, (_, value) in zip(names, headers, strict=True):

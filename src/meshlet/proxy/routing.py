@@ -47,7 +47,7 @@ from meshlet.proxy.http_headers import (
     TrafficDirection,
     edit_headers,
     forward_client_cert_edit,
-    get_header,
+    header_names,
 )
 
 __all__ = [
@@ -325,7 +325,7 @@ def upstream_request_headers(
     included). ``Expect`` is answered by the proxy itself and not forwarded;
     ``x-forwarded-client-cert`` is changed as ``forward_client_cert_edit`` says.
     """
-    names = b"\n".join([name for name, _ in headers]).lower().split(b"\n")
+    names = header_names(headers)
     remove = list(_REQUEST_HOP_BY_HOP)
     replace: list[Header] = []
     if settings.xff_num_trusted_hops == 0 or b"x-forwarded-proto" not in names:
@@ -341,7 +341,7 @@ def upstream_request_headers(
         remove.append(FORWARDED_CLIENT_CERT)
     elif value is not None:
         replace.append(value)
-    return edit_headers(headers, remove=remove, replace=replace, drop_hop_by_hop=True)
+    return edit_headers(headers, remove=remove, replace=replace, drop_hop_by_hop=True, names=names)
 
 
 def downstream_response_headers(
@@ -356,15 +356,14 @@ def downstream_response_headers(
 
     ``elapsed_ms`` is ``None`` for local replies (no ``x-envoy-upstream-service-time``).
     """
+    names = header_names(headers)
     remove: list[bytes] = []
     replace: list[Header] = []
     append: list[Header] = []
     server = settings.server_name.encode()
     if settings.server_header is ServerHeader.OVERWRITE:
         replace.append((b"server", server))
-    elif settings.server_header is ServerHeader.APPEND_IF_ABSENT and (
-        get_header(headers, b"server") is None
-    ):
+    elif settings.server_header is ServerHeader.APPEND_IF_ABSENT and b"server" not in names:
         append.append((b"server", server))
     if elapsed_ms is not None:
         replace.append((b"x-envoy-upstream-service-time", str(max(elapsed_ms, 0)).encode()))
@@ -373,10 +372,10 @@ def downstream_response_headers(
             remove.append(b"x-envoy-decorator-operation")
         elif decorator is not None:
             replace.append((b"x-envoy-decorator-operation", decorator.encode()))
-    if get_header(headers, b"date") is None:
+    if b"date" not in names:
         append.append((b"date", date))
     return edit_headers(
-        headers, remove=remove, replace=replace, append=append, drop_hop_by_hop=True
+        headers, remove=remove, replace=replace, append=append, drop_hop_by_hop=True, names=names
     )
 
 
