@@ -156,7 +156,7 @@ async def test_a_timeout_moved_later_fires_at_its_new_time_not_the_old_one() -> 
     started = loop.time()
     async with asyncio.timeout(5):
         out = await exchange(manager, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-    assert loop.time() - started >= 0.3
+    assert loop.time() - started >= 0.299  # uvloop's clock counts whole milliseconds
     assert out.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
     assert out.endswith(b"stream timeout")
     for task in upstream.tasks:
