@@ -72,6 +72,7 @@ __all__ = [
 Header = tuple[bytes, bytes]
 
 _NOTHING: frozenset[bytes] = frozenset()
+_EMPTY_TOKEN = frozenset([b""])
 HOP_BY_HOP_HEADERS = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"te"}
 )
@@ -140,17 +141,18 @@ def edit_headers(
         out = list(zip(names, [value for _, value in headers], strict=True))
     else:
         dropped = frozenset(remove)
-        nominated = (
-            frozenset(
-                token
-                for name, (_, value) in zip(names, headers, strict=True)
-                if name == b"connection"
-                for token in _tokens(value)
+        nominated = _NOTHING
+        if drop_hop_by_hop and b"connection" in names:
+            listed = b",".join(
+                [
+                    value
+                    for name, (_, value) in zip(names, headers, strict=True)
+                    if name == b"connection"
+                ]
             )
-            if drop_hop_by_hop and b"connection" in names
-            else _NOTHING
-        )
-        special |= nominated
+            nominated = frozenset([token.strip(b" \t") for token in listed.lower().split(b",")])
+            nominated -= _EMPTY_TOKEN
+            special |= nominated
         out = []
         placed: set[bytes] = set()
         for name, (_, value) in zip(names, headers, strict=True):
