@@ -313,6 +313,11 @@ async def test_standalone_sidecar_terminates_mutual_and_simple_tls(
             raise AssertionError(f"one worker served everything: {stats}")
         assert len(sc.worker_pids()) == 2
 
+        # no process of a standalone sidecar loads grpcio (the agent serves SDS and xDS
+        # with meshlet's own HTTP/2 gRPC server)
+        for pid in [sc.process.pid, *sc.worker_pids()]:
+            assert "/grpc/" not in Path(f"/proc/{pid}/maps").read_text()
+
         # the secrets as proxy-config reads them, keys redacted
         status_code, body = await http(
             sc.admin, "/config_dump?mask=dynamic_active_secrets,dynamic_warming_secrets"

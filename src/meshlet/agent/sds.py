@@ -32,27 +32,35 @@ import itertools
 import logging
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import grpc
 from envoy.config.core.v3 import base_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2
 from envoy.service.discovery.v3 import discovery_pb2
-from envoy.service.secret.v3 import sds_pb2_grpc
 from google.protobuf import any_pb2
 
 from meshlet.agent.cache import SecretCache
 from meshlet.agent.secret import SecretItem, SecretKind
+from meshlet.proxy.grpc_server import GrpcServer, ServerCall, StreamMethod
 
-__all__ = ["SECRET_TYPE_URL", "SDSServer", "SDSService", "short_unix_path", "to_envoy_secret"]
+__all__ = [
+    "SDS_METHOD",
+    "SECRET_TYPE_URL",
+    "SDSServer",
+    "SDSService",
+    "short_unix_path",
+    "to_envoy_secret",
+]
 
 log = logging.getLogger("meshlet.agent.sds")
 
 _MAX_UNIX_PATH = 107  # sun_path is 108 bytes, with the terminating NUL
 
 SECRET_TYPE_URL = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+#: The one method served (``DeltaSecrets`` and ``FetchSecrets`` are ``UNIMPLEMENTED``).
+SDS_METHOD = "/envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets"
 
 
 def to_envoy_secret(item: SecretItem) -> Any:
@@ -192,19 +200,29 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class SDSService(sds_pb2_grpc.SecretDiscoveryServiceServicer):  # type: ignore[misc]
+class SDSService:
     """``envoy.service.secret.v3.SecretDiscoveryService`` over a ``SecretCache``.
 
-    ``DeltaSecrets`` and ``FetchSecrets`` are left unimplemented, as in Istio's agent.
+    Only ``StreamSecrets`` is served (``method()``); ``DeltaSecrets`` and
+    ``FetchSecrets`` are left unimplemented, as in Istio's agent.
     """
 
     def __init__(self, cache: SecretCache, *, now: Callable[[], datetime] = _utc_now) -> None:
         self._cache = cache
         self._now = now
 
-    async def StreamSecrets(  # noqa: N802 (the gRPC method name)
-        self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[Any]:
+    def method(self) -> StreamMethod:
+        """``StreamSecrets`` as ``GrpcServer`` serves it."""
+        return StreamMethod(
+            self.stream_secrets,
+            discovery_pb2.DiscoveryRequest.FromString,
+            lambda response: bytes(response.SerializeToString()),
+        )
+
+    async def stream_secrets(
+        self, request_iterator: AsyncIterator[Any], call: ServerCall
+    ) -> AsyncGenerator[Any, None]:
+        """One ``StreamSecrets`` call: its responses, until the client ends it."""
         queue: asyncio.Queue[Any] = asyncio.Queue()
         pending_change = False
 
@@ -225,7 +243,7 @@ class SDSService(sds_pb2_grpc.SecretDiscoveryServiceServicer):  # type: ignore[m
                 return
             queue.put_nowait(_ENDED)
 
-        connection = _Connection(self._cache, self._now, context.peer() or "sds")
+        connection = _Connection(self._cache, self._now, call.peer or "sds")
         unsubscribe = self._cache.subscribe(on_change)
         reader = asyncio.get_running_loop().create_task(read_requests(), name="sds reader")
         try:
@@ -278,24 +296,15 @@ class SDSServer:
         self._cache = cache
         self.socket_path = socket_path
         self._now = now
-        self._server: grpc.aio.Server | None = None
+        self._server: GrpcServer | None = None
 
     async def start(self) -> None:
         if self._server is not None:
             raise RuntimeError("already started")
         path = os.path.abspath(self.socket_path)
-        directory = os.path.dirname(path)
-        os.makedirs(directory, mode=0o750, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)  # left over from an earlier run
-        server = grpc.aio.server()
-        sds_pb2_grpc.add_SecretDiscoveryServiceServicer_to_server(
-            SDSService(self._cache, now=self._now), server
-        )
-        with short_unix_path(path) as bind_path:
-            server.add_insecure_port(f"unix:{bind_path}")
-            await server.start()
-        os.chmod(path, 0o660)
+        service = SDSService(self._cache, now=self._now)
+        server = GrpcServer(path, {SDS_METHOD: service.method()})
+        await server.start()
         self._server = server
         log.info("SDS server for workload certificates started, listening on %s", path)
 

@@ -18,7 +18,9 @@ than the last one sent is stale and ignored. A change of config wakes every stre
 which sends each type whose resources changed, in the order clusters, endpoints,
 listeners, routes. A NACK from a worker is logged and kept for the admin endpoint; the
 same config is not sent again. The per-stream bookkeeping (queue, watches, nonces,
-ACK and NACK) is ``meshlet.xds.stream``'s, as in the control plane's server.
+ACK and NACK) is ``meshlet.xds.stream``'s, as in the control plane's server. The
+transport is ``meshlet.proxy.grpc_server`` (gRPC on ``h2``), so the agent loads no grpcio
+to serve it.
 """
 
 from __future__ import annotations
@@ -26,15 +28,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
-from envoy.service.discovery.v3 import ads_pb2_grpc
+from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf.message import Message
 
-from meshlet.proxy._unix import UnixPath
+from meshlet.proxy.grpc_server import GrpcServer, ServerCall, StreamMethod
 from meshlet.xds.cache import (
     CLUSTER_TYPE,
     ENDPOINT_TYPE,
@@ -47,11 +48,12 @@ from meshlet.xds.cache import (
 )
 from meshlet.xds.stream import AdsStream, Answer, Watch, discovery_response
 
-__all__ = ["LocalXdsServer", "StreamStatus"]
+__all__ = ["ADS_METHOD", "LocalXdsServer", "StreamStatus"]
 
 log = logging.getLogger("meshlet.proxy.xdsproxy")
 
-_MAX_MESSAGE = 256 * 1024 * 1024
+#: The one method served (delta xDS is not: a call to it is ``UNIMPLEMENTED``).
+ADS_METHOD = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,36 +66,12 @@ class StreamStatus:
     nacks: Mapping[str, str]  # short type -> last NACK message
 
 
-class _Service(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignore[misc]
-    def __init__(self, server: LocalXdsServer) -> None:
-        self._server = server
-
-    async def StreamAggregatedResources(  # noqa: N802 (the gRPC method name)
-        self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[Any]:
-        stream = AdsStream(context.peer() or "worker", log=log, label="xDS proxy")
-        server = self._server
-        responses = stream.serve(
-            request_iterator,
-            lambda request: server._on_request(stream, request),
-            lambda: server._push(stream),
-        )
-        server._streams[stream.id] = stream
-        try:
-            async with contextlib.aclosing(responses):
-                async for response in responses:
-                    yield response
-        finally:
-            server._streams.pop(stream.id, None)
-            log.info("xDS proxy: connection %s for node:%s closed", stream.id, stream.node_id)
-
-
 class LocalXdsServer:
     """State-of-the-world ADS on a unix socket, serving one config to every client."""
 
     def __init__(self, socket_path: str) -> None:
         self.socket_path = os.path.abspath(socket_path)
-        self._server: grpc.aio.Server | None = None
+        self._server: GrpcServer | None = None
         self._streams: dict[str, AdsStream] = {}
         self._types: dict[str, TypeResources] | None = None
         self._messages: dict[str, dict[str, Message]] = {t: {} for t in TYPE_ORDER}
@@ -105,24 +83,13 @@ class LocalXdsServer:
     async def start(self) -> None:
         if self._server is not None:
             raise RuntimeError("already started")
-        os.makedirs(os.path.dirname(self.socket_path), mode=0o750, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.socket_path)
-        server = grpc.aio.server(
-            options=[
-                ("grpc.max_send_message_length", _MAX_MESSAGE),
-                ("grpc.max_receive_message_length", _MAX_MESSAGE),
-            ]
+        method = StreamMethod(
+            self._stream_aggregated_resources,
+            discovery_pb2.DiscoveryRequest.FromString,
+            lambda response: bytes(response.SerializeToString()),
         )
-        ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(_Service(self), server)
-        path = UnixPath(self.socket_path)
-        try:
-            if server.add_insecure_port(path.grpc_target) == 0:
-                raise OSError(f"cannot listen on {self.socket_path}")
-            await server.start()
-        finally:
-            path.close()
-        os.chmod(self.socket_path, 0o660)
+        server = GrpcServer(self.socket_path, {ADS_METHOD: method})
+        await server.start()
         self._server = server
         log.info("xDS proxy listening on %s", self.socket_path)
 
@@ -132,6 +99,24 @@ class LocalXdsServer:
             await server.stop(grace)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.socket_path)
+
+    async def _stream_aggregated_resources(
+        self, requests: AsyncIterator[Any], call: ServerCall
+    ) -> AsyncGenerator[Any, None]:
+        stream = AdsStream(call.peer or "worker", log=log, label="xDS proxy")
+        responses = stream.serve(
+            requests,
+            lambda request: self._on_request(stream, request),
+            lambda: self._push(stream),
+        )
+        self._streams[stream.id] = stream
+        try:
+            async with contextlib.aclosing(responses):
+                async for response in responses:
+                    yield response
+        finally:
+            self._streams.pop(stream.id, None)
+            log.info("xDS proxy: connection %s for node:%s closed", stream.id, stream.node_id)
 
     # --- the config ----------------------------------------------------------------------
 

@@ -18,12 +18,13 @@ unix sockets in the pod:
 
 It starts ``--concurrency`` workers (``meshlet.proxy.worker``), forked from a zygote
 (``meshlet.proxy.zygote``) that ``run_sidecar_process`` forks from this process before
-its event loop and gRPC servers start, so agent, zygote and workers share the pages of
+its event loop and servers start, so agent, zygote and workers share the pages of
 the modules they all import (a zygote that dies is replaced by a new interpreter: the
-running agent has gRPC threads and is never forked). Each worker is an xDS and SDS
-client of those sockets (gRPC by ``grpc_stream``, no grpcio) and serves every listener
-with ``SO_REUSEPORT``. A worker that dies is started again (back-off from 0.5 s to 10 s).
-The node id is Istio's ``sidecar~<pod-ip>~<pod>.<ns>~<ns>.svc.cluster.local``.
+running agent may have gRPC threads and is never forked). The two sockets are served by
+``grpc_server`` and each worker is a client of them by ``grpc_stream`` (gRPC on ``h2``,
+no grpcio); only a pod's agent loads grpcio, as the client of the control plane and the
+CA. Each worker serves every listener with ``SO_REUSEPORT``. A worker that dies is
+started again (back-off from 0.5 s to 10 s). The node id is Istio's ``sidecar~<pod-ip>~<pod>.<ns>~<ns>.svc.cluster.local``.
 
 Operators reach the agent: admin on 127.0.0.1:15000, ``/healthz/ready`` on 15021,
 Prometheus on 15090 (``admin``). SIGTERM or SIGINT (or ``POST /quitquitquit``) drains:
@@ -54,7 +55,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import grpc
 import uvloop
 from envoy.admin.v3 import server_info_pb2
 from envoy.config.cluster.v3 import cluster_pb2
@@ -268,6 +268,8 @@ class Sidecar:
     def _xds_stream_auth(self, ended_with: Status | None) -> StreamAuth:
         """TLS with the mesh root; the workload certificate while it is valid (mutual TLS),
         else the pod's token. A stream refused with the certificate retries with the token."""
+        import grpc  # pod mode only: the standalone agent never loads grpcio
+
         workload = self.agent.workload if self.agent is not None else None
         root = workload.root().trusted_ca if workload is not None else self._xds_root
         item = workload.certificate() if workload is not None else None
