@@ -424,12 +424,18 @@ async def test_a_dead_worker_is_started_again(
     async with running_sidecar(tmp_path, text, concurrency=1) as sc:
         [first] = sc.worker_pids()
         os.kill(first, signal.SIGKILL)
-        async with asyncio.timeout(READY_DEADLINE):
-            while True:
-                pids = sc.worker_pids()
-                if pids and pids != [first]:
-                    break
-                await asyncio.sleep(0.1)
+        try:
+            async with asyncio.timeout(READY_DEADLINE):
+                while True:
+                    pids = sc.worker_pids()
+                    if pids and pids != [first]:
+                        break
+                    await asyncio.sleep(0.1)
+        except TimeoutError:
+            raise AssertionError(
+                f"no new worker {READY_DEADLINE} s after {first} was killed "
+                f"(workers now {sc.worker_pids()}):\n{sc.output()}"
+            ) from None
         await sc.wait_ready()
         served = await run(*_curl(pki, simple, "/status/200", cert=None))
         assert served.code == 0, served.stderr

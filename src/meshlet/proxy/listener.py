@@ -185,28 +185,23 @@ class InspectingListener:
                     return
         if isinstance(hello, ClientHelloResult):
             stats["tls_inspector.tls_found"] += 1
-            facts = ConnectionFacts(
-                destination_ip=local_ip,
-                destination_port=local_port,
-                source_ip=peer_ip,
-                source_port=peer_port,
-                transport_protocol="tls",
-                server_name=hello.server_name or "",
-                application_protocols=hello.alpn,
-            )
+            transport, server_name, alpn = "tls", hello.server_name or "", hello.alpn
         else:
             if isinstance(hello, MalformedClientHello) and hello.oversized:
                 stats["tls_inspector.client_hello_too_large"] += 1
                 reset_connection(sock)
                 return
             stats["tls_inspector.tls_not_found"] += 1
-            facts = ConnectionFacts(
-                destination_ip=local_ip,
-                destination_port=local_port,
-                source_ip=peer_ip,
-                source_port=peer_port,
-                transport_protocol="raw_buffer",
-            )
+            transport, server_name, alpn = "raw_buffer", "", ()
+        facts = ConnectionFacts(
+            destination_ip=local_ip,
+            destination_port=local_port,
+            source_ip=peer_ip,
+            source_port=peer_port,
+            transport_protocol=transport,
+            server_name=server_name,
+            application_protocols=alpn,
+        )
         chain = self.table.select(facts)
         if chain is None:
             stats["no_filter_chain_match"] += 1

@@ -309,7 +309,13 @@ class Sidecar:
             self._tasks = set()
         task = asyncio.get_running_loop().create_task(coroutine, name=name)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        """A background task ended: an error it ended with is logged, never lost."""
+        self._tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("%s ended with an error: %r", task.get_name(), error, exc_info=error)
 
     async def _shutdown(self) -> None:
         self.draining = True
@@ -380,14 +386,21 @@ class Sidecar:
                 worker.process = await self._starter.spawn(
                     options=options.to_json(), log_level=self.options.log_level
                 )
-            except (OSError, TimeoutError) as exc:
-                log.warning("worker %d could not be started: %s", worker.worker_id, exc)
+            except Exception as exc:  # the zygote could not start it: try again, later
+                unexpected = not isinstance(exc, OSError | TimeoutError)
+                log.warning(
+                    "worker %d could not be started: %r", worker.worker_id, exc,
+                    exc_info=exc if unexpected else None,
+                )  # fmt: skip
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue
             log.info("worker %d started (pid %d)", worker.worker_id, worker.process.pid)
             if all(w.process is not None and w.process.returncode is None for w in self.workers):
-                await self._starter.release()  # its pages would be one more copy
+                try:
+                    await self._starter.release()  # its pages would be one more copy
+                except Exception as exc:  # the zygote stays: only memory is lost
+                    log.warning("the zygote could not be released: %r", exc, exc_info=exc)
             code = await worker.process.wait()
             if self.draining:
                 return
