@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from meshlet.proxy.zygote import WORKER_NAME
 from tests.agent.conftest import KubeVolume
 from tests.proxy.support import HOST, App, Pki, make_pki, run
 
@@ -151,8 +152,8 @@ class RunningSidecar:
         return self.log.read_text(errors="replace")
 
     def worker_pids(self) -> list[int]:
-        """The workers: the agent's children (once the zygote they were forked from has
-        left), or the zygote's children while it runs."""
+        """The workers (named ``meshlet-worker``) among the agent's descendants: its
+        children once the zygote they were forked from has left, the zygote's before."""
 
         def children(pid: int) -> list[int]:
             path = Path(f"/proc/{pid}/task/{pid}/children")
@@ -161,15 +162,15 @@ class RunningSidecar:
             except OSError:
                 return []
 
-        def is_zygote(pid: int) -> bool:
+        def is_worker(pid: int) -> bool:
             with contextlib.suppress(OSError):
-                if b"meshlet.proxy.zygote" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    return True
-            return bool(children(pid))
+                return Path(f"/proc/{pid}/comm").read_bytes().strip() == WORKER_NAME
+            return False
 
         workers: list[int] = []
         for child in children(self.process.pid):
-            workers.extend(children(child) if is_zygote(child) else [child])
+            candidates = [child, *children(child)]
+            workers.extend(pid for pid in candidates if is_worker(pid))
         return sorted(workers)
 
     async def stats(self) -> dict[str, int]:

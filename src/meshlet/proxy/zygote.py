@@ -61,7 +61,15 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-__all__ = ["DATA_PATH_MODULES", "fork_from_agent", "import_data_path", "main", "status_code"]
+__all__ = [
+    "DATA_PATH_MODULES",
+    "WORKER_NAME",
+    "fork_from_agent",
+    "import_data_path",
+    "main",
+    "name_process",
+    "status_code",
+]
 
 #: What the zygote imports before it forks: everything a worker serves traffic with,
 #: and nothing that starts threads (gRPC stays out).
@@ -80,12 +88,22 @@ DATA_PATH_MODULES = (
 )
 
 _PR_SET_PDEATHSIG = 1
+_PR_SET_NAME = 15
+WORKER_NAME = b"meshlet-worker"
 
 
 def _die_with_parent() -> None:
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def name_process(name: bytes) -> None:
+    """Set this process's name (``/proc/PID/comm``, what ``ps`` and ``top`` show; 15
+    bytes at most): a worker forked from the zygote would otherwise carry the zygote's
+    command line, or the agent's."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_NAME, ctypes.c_char_p(name[:15]), 0, 0, 0)
 
 
 def status_code(status: int) -> int:
@@ -163,6 +181,7 @@ def _run_worker(
         control.close()
         for fd in wakeup:
             os.close(fd)
+        name_process(WORKER_NAME)
         from meshlet.proxy import worker
 
         if "worker" in request:
