@@ -13,7 +13,8 @@ stream); response data is sent no faster than the client's stream and connection
 windows allow, waiting for ``WINDOW_UPDATE`` otherwise.
 
 Response headers carry no hop-by-hop header (the connection manager strips them; ``h2``
-would refuse them), ``:status`` first. A reset stream cancels its task (and so closes
+would refuse them), ``:status`` first; they are HPACK-encoded without Huffman coding
+(``_PlainEncoder``) and not validated again on the way out. A reset stream cancels its task (and so closes
 its upstream connection); a connection-level error sends GOAWAY and ends the connection.
 """
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING
 
 import h2.config
@@ -30,6 +31,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import hpack
 
 from meshlet.proxy.http_headers import Header
 from meshlet.proxy.streams import READ_SIZE, ByteStream
@@ -53,6 +55,15 @@ class _Stream:
         self.ended = False
 
 
+class _PlainEncoder(hpack.Encoder):
+    """HPACK without Huffman coding: hpack's Huffman coder is Python run per byte of
+    every header value, which cost more CPU per response than the bytes it saves are
+    worth between a client and its sidecar."""
+
+    def encode(self, headers: Iterable[tuple[bytes, bytes]], huffman: bool = False) -> bytes:  # type: ignore[override]
+        return super().encode(headers, huffman=False)
+
+
 class Http2Server:
     """Serves HTTP/2 on one downstream connection for an ``HttpConnectionManager``."""
 
@@ -65,8 +76,13 @@ class Http2Server:
                 header_encoding=None,
                 validate_inbound_headers=True,
                 normalize_inbound_headers=True,
+                # What goes out was built by the header rules: lower-case names, values
+                # the head scanner checked, no connection-specific headers.
+                validate_outbound_headers=False,
+                normalize_outbound_headers=False,
             )
         )
+        self.conn.encoder = _PlainEncoder()
         self.streams: dict[int, _Stream] = {}
         self._window_open = asyncio.Event()
 
