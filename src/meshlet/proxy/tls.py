@@ -506,10 +506,12 @@ class TlsStream:
         get_extra_info = getattr(self.raw, "get_extra_info", None)
         return None if get_extra_info is None else get_extra_info(name)
 
-    def _flush(self) -> None:
+    def _flush(self) -> bool:
+        """Write what OpenSSL has for the peer; whether there was anything."""
         pending = self._outgoing.read()
         if pending:
             self.raw.write(pending)
+        return bool(pending)
 
     async def _feed(self) -> None:
         data = await self.raw.read(READ_SIZE)
@@ -526,9 +528,9 @@ class TlsStream:
         wants them). Each flight is written in one piece, and ``drain`` is awaited only
         after a write.
         """
-        sslobj, incoming, outgoing, raw = self._ssl, self._incoming, self._outgoing, self.raw
+        sslobj, raw = self._ssl, self.raw
         if initial:
-            incoming.write(initial)
+            self._incoming.write(initial)
         elif sslobj.server_side:
             await self._feed()
         while True:
@@ -536,9 +538,7 @@ class TlsStream:
                 sslobj.do_handshake()
                 break
             except ssl.SSLWantReadError:
-                pending = outgoing.read()
-                if pending:
-                    raw.write(pending)
+                if self._flush():
                     await raw.drain()
                 await self._feed()
             except ssl.SSLError as exc:
@@ -546,9 +546,7 @@ class TlsStream:
                 with contextlib.suppress(OSError):
                     await raw.drain()
                 raise TlsHandshakeError(_reason(exc)) from exc
-        pending = outgoing.read()
-        if pending:
-            raw.write(pending)
+        if self._flush():
             await raw.drain()
         self.peer_certificate = sslobj.getpeercert(binary_form=True)
         self.alpn_protocol = sslobj.selected_alpn_protocol()
