@@ -334,9 +334,6 @@ class UpstreamManager:
                 ) from exc
         return stream
 
-    def _limits(self, cluster: cluster_pb2.Cluster) -> _Thresholds:
-        return self._facts(cluster)[0]
-
     def _facts(self, cluster: cluster_pb2.Cluster) -> tuple[_Thresholds, tuple[object, ...]]:
         """The cluster's circuit breakers, and what its pooled connections share besides
         the endpoint (transport socket, source address); read once per cluster proto."""
@@ -446,7 +443,7 @@ class UpstreamManager:
         """Send one request (``head`` rendered, ``body`` streamed) and read the response
         head. The caller reads the body from ``UpstreamResponse.body``."""
         state = self._state(cluster.name)
-        limits = self._limits(cluster)
+        limits, _ = self._facts(cluster)
         if state.requests >= limits.max_requests:
             raise UpstreamFailure("overflow")
         state.requests += 1
