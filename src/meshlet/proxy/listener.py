@@ -2,22 +2,22 @@
 
 Theory of operation: for each accepted connection the listener
 
-1. sets ``TCP_NODELAY`` (asyncio does it only for sockets it made itself);
-2. finds the destination: ``SO_ORIGINAL_DST`` when iptables redirected the connection
+1. finds the destination: ``SO_ORIGINAL_DST`` when iptables redirected the connection
    (``virtualInbound``/``virtualOutbound``), else the socket's own address;
-3. runs the TLS inspector: peeks (``MSG_PEEK``) at the first bytes, never consuming
+2. runs the TLS inspector: peeks (``MSG_PEEK``) at the first bytes, never consuming
    them, and feeds what is new to ``ClientHelloParser`` until it has an outcome. The
    first peek is made at once (the ClientHello has usually arrived by the time the
    connection is accepted, and is then parsed from that one peek); only when nothing
    is there yet does the inspector wait for readiness. A peeked byte stays in the
    kernel buffer, so the socket stays readable: after a partial ClientHello the
-   inspector polls with a short, growing pause instead of waiting for readiness. After ``listener_filters_timeout`` the connection is closed,
-   or goes on as ``raw_buffer`` with ``continue_on_listener_filters_timeout``; an
-   oversized ClientHello is reset;
-4. selects the filter chain with the pure matcher (``meshlet.envoy.filter_chain``);
-5. hands the untouched socket, the chain and how many bytes it peeked to
-   ``on_chain`` (which may ``recv`` those bytes and give them to TLS, so that TLS
-   reads the very ClientHello the inspector saw without waiting for it again), or, when no chain matches, resets the connection:
+   inspector polls with a short, growing pause instead of waiting for readiness. After
+   ``listener_filters_timeout`` the connection is closed, or goes on as ``raw_buffer``
+   with ``continue_on_listener_filters_timeout``; an oversized ClientHello is reset;
+3. selects the filter chain with the pure matcher (``meshlet.envoy.filter_chain``);
+4. hands the untouched socket, the chain and how many bytes it peeked to ``on_chain``
+   (which may ``recv`` those bytes and give them to TLS, so that TLS reads the very
+   ClientHello the inspector saw without waiting for it again; the stream it wraps the
+   socket in sets ``TCP_NODELAY``), or, when no chain matches, resets the connection:
    ``SO_LINGER`` on with a zero timeout makes ``close`` send a RST, so ``curl`` reports
    ``(56) Recv failure: Connection reset by peer`` rather than ``(52) Empty reply``.
 
@@ -158,10 +158,6 @@ class InspectingListener:
     async def _dispatch(self, sock: socket.socket, peer: tuple[str, int] | None) -> None:
         sock.setblocking(False)
         local = sock.getsockname()
-        # An IP socket's address is a tuple (2 items for IPv4, 4 for IPv6), a unix
-        # socket's a string: cheaper to tell than ``sock.family``, an enum lookup.
-        if isinstance(local, tuple):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         peer_ip, peer_port = (peer if peer is not None else sock.getpeername())[:2]
         local_ip, local_port = local[:2]
         if self.use_original_dst and len(local) == 2:
